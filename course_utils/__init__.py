@@ -1,0 +1,88 @@
+"""Companion package of *Large Models from First Principles*.
+
+One import and one call at the top of every notebook::
+
+    import course_utils
+    cfg = course_utils.setup()     # profile, device, precision, seeds; prints one summary line
+    cfg.train_size, cfg.epochs     # sizes for this profile (smoke / cpu / gpu)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+
+__version__ = "0.1.0"
+
+from .device import AmpChoice, amp_dtype, describe_hardware, memory_report, pick_device  # noqa: E402
+from .profiles import Profile, get_profile  # noqa: E402
+from .results import record_metric  # noqa: E402
+from .train import History, evaluate, fit  # noqa: E402
+
+__all__ = [
+    "Config", "History", "Profile", "AmpChoice", "setup", "fit", "evaluate", "record_metric",
+    "get_profile", "pick_device", "amp_dtype", "memory_report", "describe_hardware", "seed_everything",
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    """What ``setup()`` decided. Profile sizes read straight through: ``cfg.train_size``."""
+
+    profile: Profile
+    device: object  # torch.device
+    amp: AmpChoice
+    seed: int
+    on_colab: bool
+    hardware: str
+
+    def __getattr__(self, name):
+        # Only called for names the dataclass lacks: delegate to the profile.
+        return getattr(object.__getattribute__(self, "profile"), name)
+
+    def summary(self) -> str:
+        import torch
+
+        where = "Colab" if self.on_colab else "local"
+        dtype = str(self.amp.dtype).replace("torch.", "")
+        return (f"course_utils {__version__} | profile {self.profile.name} | {self.device.type}: {self.hardware} | "
+                f"compute dtype {dtype} | torch {torch.__version__} | {where}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and all GPUs)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def setup(profile: str | None = None, *, seed: int = 0, device: str | None = None, quiet: bool = False) -> Config:
+    """Pick the profile and device, seed everything, print one summary line, return the :class:`Config`.
+
+    ``profile`` defaults to ``$COURSE_PROFILE``, else ``gpu`` when CUDA is available, else ``cpu``.
+    """
+    from .results import start_sink
+
+    dev = pick_device(device)
+    cfg = Config(
+        profile=get_profile(profile, cuda_available=dev.type == "cuda"),
+        device=dev,
+        amp=amp_dtype(dev),
+        seed=seed,
+        on_colab=on_colab(),
+        hardware=describe_hardware(dev),
+    )
+    seed_everything(seed)
+    start_sink()
+    if not quiet:
+        print(cfg.summary())
+    return cfg

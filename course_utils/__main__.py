@@ -1,0 +1,74 @@
+"""Command line: ``python -m course_utils doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+
+def doctor() -> int:
+    """Print what this machine offers the course and where every asset resolves from."""
+    import torch
+
+    from . import __version__
+    from .data import DataUnavailableError, glove_path, load_sst2
+    from .device import amp_dtype, pick_device
+    from .models import hub_reachable, packaged_encoder_path, resolve_encoder
+    from .profiles import get_profile
+
+    device = pick_device()
+    rows = [
+        ("course_utils", __version__),
+        ("Python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("CUDA", torch.version.cuda if torch.cuda.is_available() else "not available"),
+    ]
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        rows += [("GPU", props.name), ("GPU memory", f"{props.total_memory / 2**30:.1f} GiB"),
+                 ("compute capability", f"{props.major}.{props.minor}")]
+    else:
+        rows.append(("GPU", "none"))
+    amp = amp_dtype(device)
+    rows.append(("AMP dtype", f"{str(amp.dtype).replace('torch.', '')} ({amp.reason})"))
+    profile = get_profile(cuda_available=device.type == "cuda")
+    rows.append(("profile", f"{profile.name} ({'COURSE_PROFILE' if os.environ.get('COURSE_PROFILE') else 'automatic'})"))
+    rows.append(("Hugging Face Hub", "reachable" if hub_reachable() else "not reachable (offline)"))
+
+    ok = True
+    for split in ("train", "validation"):
+        try:
+            ds = load_sst2(split)
+            rows.append((f"SST-2 {split}", f"ok, {len(ds):,} rows from {ds.source}"))
+        except DataUnavailableError as error:
+            ok = False
+            rows.append((f"SST-2 {split}", f"MISSING: {error}"))
+    for name, probe in (("GloVe 6B-50d", glove_path), ("packaged encoder", packaged_encoder_path)):
+        try:
+            rows.append((name, f"ok, {probe()}"))
+        except Exception as error:  # an asset missing is a report line, not a crash
+            ok = False
+            rows.append((name, f"MISSING: {error}"))
+    choice = resolve_encoder(profile)
+    rows.append(("encoder for profile", f"{choice.name} ({choice.reason})"))
+
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="environment, GPU, precision, profile and asset report")
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return doctor()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

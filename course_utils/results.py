@@ -1,0 +1,57 @@
+"""Measured outcomes of a notebook run: ``book/results.json`` and the notebook's side of it.
+
+A notebook reports its key figures with ``record_metric("bilstm_glove.val_accuracy", acc)``.
+When the notebook is run by ``make execute`` (``tools/notebooks.py``), those figures, the run
+time and the peak memory land in ``book/results.json`` under chapter → profile. Anywhere
+else (CI's smoke run, a reader on Colab) they are only kept in memory, so an experiment
+never overwrites the reference figures. Never hand-edit a figure into the file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from pathlib import Path
+
+SINK_ENV = "COURSE_RESULTS_SINK"
+METRICS: dict[str, float] = {}
+
+
+def record_metric(name: str, value: float) -> float:
+    """Remember ``name`` (``model.metric``) = ``value`` for this run and return the value."""
+    if "." not in name:
+        raise ValueError(f"metric names are 'model.metric', e.g. 'bilstm.val_accuracy'; got {name!r}")
+    METRICS[name] = float(value)
+    _write_sink()
+    return value
+
+
+def _write_sink(extra: dict | None = None) -> None:
+    sink = os.environ.get(SINK_ENV)
+    if not sink:
+        return
+    from .device import memory_report
+
+    payload = {"metrics": METRICS, "memory": memory_report(), **(extra or {})}
+    Path(sink).write_text(json.dumps(payload, indent=1))
+
+
+def start_sink() -> None:
+    """Called by ``setup()``: write the peak memory once more when the kernel exits."""
+    if os.environ.get(SINK_ENV):
+        _write_sink()
+        atexit.register(_write_sink)
+
+
+def load_results(path: str | os.PathLike | None = None) -> dict:
+    """The results file as a dict: chapter slug → profile → record (``{}`` if there is none yet)."""
+    path = Path(path) if path else default_results_path()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def default_results_path() -> Path:
+    """``$COURSE_RESULTS`` if set, else ``book/results.json`` of the checkout this package lives in."""
+    if os.environ.get("COURSE_RESULTS"):
+        return Path(os.environ["COURSE_RESULTS"])
+    return Path(__file__).resolve().parent.parent / "book" / "results.json"
