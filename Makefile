@@ -14,12 +14,11 @@ export COURSE_DATA
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
-export MPLBACKEND ?= Agg
 
 PROFILE ?= cpu
 NOTEBOOKS ?= $(wildcard chapters/*.ipynb)
 
-.PHONY: book test venv lint unit notebooks book-strict execute setup-cells bench clean
+.PHONY: book test venv lint unit notebooks book-strict execute setup-cells bench clean exercises
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build .
@@ -57,14 +56,18 @@ book-strict: $(STAMP)
 # Re-execute notebooks in place under PROFILE, store outputs, record run time
 # and peak memory in book/results.json:  make execute PROFILE=cpu NOTEBOOKS=chapters/00_environment.ipynb
 execute: $(STAMP)
-	$(PY) -m course_utils.notebooks execute --profile $(PROFILE) $(NOTEBOOKS)
+	$(PY) tools/notebooks.py execute --profile $(PROFILE) $(NOTEBOOKS)
 
 # Rewrite the first code cell of every notebook from the one manifest.
 setup-cells: $(STAMP)
-	$(PY) -m course_utils.notebooks sync-setup $(NOTEBOOKS)
+	$(PY) tools/notebooks.py sync-setup $(NOTEBOOKS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/fit_overhead.py
 
 clean:
 	rm -rf _build
+
+# Regenerate student notebooks and test files from the instructor sources (exercises/source/).
+exercises: $(STAMP)
+	$(PY) tools/build_exercises.py

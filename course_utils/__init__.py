@@ -23,7 +23,7 @@ from .train import History, evaluate, fit  # noqa: E402
 
 __all__ = [
     "Config", "History", "Profile", "AmpChoice", "setup", "fit", "evaluate", "record_metric",
-    "get_profile", "pick_device", "amp_dtype", "memory_report", "describe_hardware", "seed_everything",
+    "get_profile", "pick_device", "amp_dtype", "memory_report", "describe_hardware", "seed_everything", "doctor",
 ]
 
 
@@ -49,6 +49,13 @@ class Config:
         dtype = str(self.amp.dtype).replace("torch.", "")
         return (f"course_utils {__version__} | profile {self.profile.name} | {self.device.type}: {self.hardware} | "
                 f"compute dtype {dtype} | torch {torch.__version__} | {where}")
+
+
+def doctor() -> bool:
+    """Print the environment and asset report of ``python -m course_utils doctor``; True if all resolve."""
+    from .__main__ import doctor as report
+
+    return report()
 
 
 def seed_everything(seed: int) -> None:

@@ -8,8 +8,8 @@ import platform
 import sys
 
 
-def doctor() -> int:
-    """Print what this machine offers the course and where every asset resolves from."""
+def doctor() -> bool:
+    """Print what this machine offers the course and where every asset resolves from; True if all resolve."""
     import torch
 
     from . import __version__
@@ -57,7 +57,7 @@ def doctor() -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    return 0 if ok else 1
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="environment, GPU, precision, profile and asset report")
     args = parser.parse_args(argv)
     if args.command == "doctor":
-        return doctor()
+        return 0 if doctor() else 1
     return 2
 
 

@@ -486,9 +486,8 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def _print_epoch(summary: dict, epochs: int) -> None:
     parts = [f"epoch {summary['epoch']}/{epochs}", f"train loss {summary['train_loss']:.4f}"]
-    parts += [f"{k.replace('_', ' ')} {v:.4f}" for k, v in summary.items() if k.startswith("val_") and k != "val_examples_per_s"]
-    parts.append(f"({summary['seconds']:.1f} s)")
-    print(", ".join(parts))
+    parts += [f"{k.replace('_', ' ')} {v:.4f}" for k, v in summary.items() if k.startswith("val_") and k not in ("val_examples", "val_examples_per_s")]
+    print(", ".join(parts) + f" ({summary['seconds']:.1f} s)")
 
 
 class _LivePlot:
