@@ -106,11 +106,13 @@ def _logits(output):
     return output.logits if hasattr(output, "logits") else output
 
 
-def _forward_loss(model, batch, loss_fn):
+def _forward_loss(model, batch, loss_fn, check_labels: bool = False):
     """Run the model on one batch and return ``(loss, output, labels)``."""
     if isinstance(batch, Mapping):
         output = model(**batch)
         labels = batch.get("labels")
+        if check_labels:
+            _check_labels(output, labels, loss_fn)
         if loss_fn is None:
             loss = getattr(output, "loss", None)
             if loss is None:
@@ -127,6 +129,8 @@ def _forward_loss(model, batch, loss_fn):
         )
     *inputs, labels = batch
     output = model(*inputs)
+    if check_labels:
+        _check_labels(output, labels, loss_fn)
     return (loss_fn or nn.functional.cross_entropy)(_logits(output), labels), output, labels
 
 
@@ -372,9 +376,7 @@ def fit(
                     micro = indices[start : start + batch_size]
                     batch = _to_device(_fetch(train_data, micro, collate_fn), device)
                     with autocast:
-                        loss, output, labels = _forward_loss(model, batch, loss_fn)
-                    if step == 0 and start == 0:
-                        _check_labels(output, labels, loss_fn)
+                        loss, _, _ = _forward_loss(model, batch, loss_fn, check_labels=step == 0 and start == 0)
                     # Weight each micro-batch by its share of the step's examples, so the
                     # summed gradient equals the gradient of the mean loss over all of them.
                     share = len(micro) / len(indices)

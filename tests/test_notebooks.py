@@ -1,0 +1,68 @@
+"""Stored outputs are trustworthy: fresh (hash of the code), error-free, one setup cell everywhere."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks as nbtools  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_outputs_are_fresh_clean_and_set_up_from_the_manifest(path):
+    assert nbtools.problems(path) == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_has_a_cpu_or_gpu_record_in_the_results_file(path):
+    results = json.loads((ROOT / "book" / "results.json").read_text())
+    assert {"cpu", "gpu"} & set(results.get(path.stem, {})), f"{path.stem}: run make execute PROFILE=cpu"
+    assert nbformat.read(path, as_version=4).metadata["course"]["profile"] in ("cpu", "gpu")
+
+
+def test_check_catches_stale_outputs_and_stored_errors(tmp_path):
+    nb = nbformat.read(ROOT / "chapters" / "00_environment.ipynb", as_version=4)
+    stale = tmp_path / "00_environment.ipynb"
+    nb.cells[-2].source += "\nprint('changed')" if nb.cells[-2].cell_type == "code" else ""
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    code_cells[-1].source += "\n# edited after the run"
+    code_cells[-1].outputs.append(nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[]))
+    nbformat.write(nb, stale)
+    found = "\n".join(nbtools.problems(stale))
+    assert "stale" in found and "stored error (ZeroDivisionError)" in found
+
+
+def test_check_catches_an_edited_setup_cell(tmp_path):
+    nb = nbformat.read(ROOT / "chapters" / "00_environment.ipynb", as_version=4)
+    nbtools.first_code_cell(nb).source += "\nimport os"
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    assert any("setup cell differs" in p for p in nbtools.problems(tmp_path / "x.ipynb"))
+
+
+def test_setup_cell_installs_from_the_configured_repository():
+    url = nbtools.repository_url()
+    assert url.startswith("https://github.com/")
+    assert f"git+{url}@v" in nbtools.setup_cell_source()
+    assert "torch" not in nbtools.install_requirement()  # never reinstall torch on Colab
+    assert url in (ROOT / "README.md").read_text()
+
+
+def test_runs_in_line_comes_from_the_results_file():
+    line = nbtools.runs_in_line("00_environment", {"00_environment": {"cpu": {
+        "runtime_s": 125.0, "peak_memory_mb": 812.4, "hardware": "2 CPU cores", "date": "2026-11-24"}}})
+    assert "cpu: 2.1 min, peak memory 812 MiB (2 CPU cores, 2026-11-24)" in line
+    assert "gpu: not measured yet" in line
+
+
+def test_doctor_reports_every_asset():
+    out = subprocess.run([sys.executable, "-m", "course_utils", "doctor"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for key in ("torch", "AMP dtype", "profile", "SST-2 train", "GloVe 6B-50d", "packaged encoder"):
+        assert key in out.stdout

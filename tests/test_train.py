@@ -1,0 +1,200 @@
+"""fit/evaluate: resume, accumulation, out-of-memory back-off, schedules, bad input."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from course_utils import evaluate, fit
+from course_utils.train import lr_factor
+
+
+def make_data(n=96, dtype=torch.float32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=gen, dtype=dtype)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return TensorDataset(x, y)
+
+
+def make_model(seed=0, dropout=0.2, dtype=torch.float32):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2)).to(dtype)
+
+
+def weights_equal(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+RUN = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, seed=3)
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path):
+    data = make_data()
+    reference = make_model()
+    fit(reference, data, **RUN)
+
+    def stop_at_step_17(step, loss):
+        if step == 17:  # mid-way through epoch 2 (12 steps per epoch)
+            raise KeyboardInterrupt
+
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, data, checkpoint_dir=tmp_path, on_step=stop_at_step_17, **RUN)
+    assert not weights_equal(model, reference)
+    resumed = make_model(seed=99)  # a fresh process would start from other weights: the checkpoint must win
+    history = fit(resumed, data, checkpoint_dir=tmp_path, **RUN)
+    assert history.resumed_from_step == 17
+    assert history.steps == 36
+    assert weights_equal(resumed, reference)
+
+
+def test_resume_after_hard_stop_restarts_from_last_epoch_checkpoint(tmp_path):
+    data = make_data()
+    reference = make_model()
+    fit(reference, data, **RUN)
+
+    def crash_at_step_30(step, loss):
+        if step == 30:  # the process dies: no checkpoint is written at the crash
+            raise RuntimeError("runtime disconnected")
+
+    model = make_model()
+    with pytest.raises(RuntimeError):
+        fit(model, data, checkpoint_dir=tmp_path, on_step=crash_at_step_30, **RUN)
+    resumed = make_model(seed=99)
+    history = fit(resumed, data, checkpoint_dir=tmp_path, **RUN)
+    assert history.resumed_from_step == 24  # end of epoch 2
+    assert weights_equal(resumed, reference)
+
+
+def test_resume_refuses_a_checkpoint_from_a_different_run(tmp_path):
+    data = make_data()
+    fit(make_model(), data, checkpoint_dir=tmp_path, **RUN)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        fit(make_model(), data, checkpoint_dir=tmp_path, **{**RUN, "batch_size": 16})
+
+
+def one_sgd_step(model, data, **kwargs):
+    """Weights after one plain SGD step with lr=1 over the whole data set: w - grad."""
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    return fit(model, data, optimizer=opt, epochs=1, shuffle=False, progress=False, **kwargs)
+
+
+def full_batch_gradient_step(model, data):
+    x, y = data.tensors
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.no_grad():
+        return [p - p.grad for p in model.parameters()]
+
+
+def test_accumulation_4_by_8_gives_the_same_update_as_batch_32():
+    data = make_data(n=32, dtype=torch.float64)
+    a, b = make_model(dropout=0.0, dtype=torch.float64), make_model(dropout=0.0, dtype=torch.float64)
+    one_sgd_step(a, data, batch_size=8, accumulation=4)
+    one_sgd_step(b, data, batch_size=32, accumulation=1)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-12, rtol=0)
+    assert not torch.equal(a[0].weight, make_model(dropout=0.0, dtype=torch.float64)[0].weight)
+
+
+def test_accumulation_with_uneven_micro_batches_still_averages_over_examples():
+    data = make_data(n=30, dtype=torch.float64)  # micro-batches of 8, 8, 8, 6
+    model = make_model(dropout=0.0, dtype=torch.float64)
+    expected = full_batch_gradient_step(make_model(dropout=0.0, dtype=torch.float64), data)
+    one_sgd_step(model, data, batch_size=8, accumulation=4)
+    for p, e in zip(model.parameters(), expected):
+        assert torch.allclose(p, e, atol=1e-12, rtol=0)
+
+
+class OutOfMemoryAbove(nn.Module):
+    """Raises what CUDA raises when a micro-batch has more than ``limit`` examples."""
+
+    def __init__(self, inner, limit):
+        super().__init__()
+        self.inner, self.limit, self.sizes = inner, limit, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        if len(x) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_out_of_memory_backs_off_to_a_smaller_micro_batch_with_the_same_gradient(capsys):
+    data = make_data(n=32, dtype=torch.float64)
+    model = OutOfMemoryAbove(make_model(dropout=0.0, dtype=torch.float64), limit=8)
+    expected = full_batch_gradient_step(make_model(dropout=0.0, dtype=torch.float64), data)
+    history = one_sgd_step(model, data, batch_size=32, accumulation=1)
+    assert (history.batch_size, history.accumulation) == (8, 4)
+    assert history.out_of_memory_backoffs == 2
+    assert model.sizes[-4:] == [8, 8, 8, 8]
+    for p, e in zip(model.inner.parameters(), expected):
+        assert torch.allclose(p, e, atol=1e-6, rtol=0)
+    assert "micro-batch halved to 8" in capsys.readouterr().out
+
+
+def test_out_of_memory_at_batch_size_one_is_raised():
+    model = OutOfMemoryAbove(make_model(), limit=0)
+    with pytest.raises(torch.OutOfMemoryError):
+        fit(model, make_data(n=8), batch_size=2, progress=False)
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes"):
+        fit(Broken(), make_data(n=8), batch_size=4, optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))]),
+            progress=False)
+
+
+def test_fit_learns_and_evaluate_reports_sklearn_f1():
+    from sklearn.metrics import f1_score
+
+    data = make_data(n=512)
+    model = make_model()
+    history = fit(model, data, epochs=5, batch_size=32, lr=1e-2, progress=False, val_data=make_data(n=128, seed=1))
+    assert history.loss[-1] < history.loss[0]
+    assert len(history.epochs) == 5 and "val_accuracy" in history.epochs[-1]
+    result = evaluate(model, make_data(n=128, seed=1), return_predictions=True)
+    assert result["accuracy"] > 0.9
+    assert result["f1"] == pytest.approx(f1_score(result["labels"], result["predictions"]))
+
+
+def test_learning_rate_schedule_warms_up_then_decays():
+    assert [lr_factor(s, 10, 4, "linear") for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 10, 4, "linear") == 1.0
+    assert lr_factor(10, 10, 4, "linear") == 0.0
+    assert lr_factor(10, 10, 0, "cosine") == pytest.approx(0.0)
+    assert lr_factor(5, 10, 0, "cosine") == pytest.approx(0.5)
+    data = make_data(n=64)
+    history = fit(make_model(), data, batch_size=8, lr=1.0, epochs=1, schedule="linear", warmup=2,
+                  optimizer=torch.optim.SGD(make_model().parameters(), lr=1.0), progress=False)
+    assert history.lr[:3] == [0.5, 1.0, 1.0] and history.lr[-1] == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer ≥ 1, got 0"),
+        ({"accumulation": 0}, ValueError, "accumulation must be"),
+        ({"amp": True}, ValueError, "needs a CUDA GPU"),
+        ({"amp": "fp16"}, ValueError, "needs a CUDA GPU"),
+        ({"epochs": 0}, ValueError, "epochs must be"),
+    ],
+)
+def test_bad_arguments_get_errors_that_name_the_fix(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fit(make_model(), make_data(n=16), **{"progress": False, "device": "cpu", **kwargs})
+
+
+def test_empty_dataset_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="train_data is empty"):
+        fit(make_model(), TensorDataset(torch.zeros(0, 5), torch.zeros(0, dtype=torch.long)), progress=False)
+
+
+def test_float_labels_for_cross_entropy_are_refused_with_the_fix():
+    x, y = make_data(n=16).tensors
+    with pytest.raises(TypeError, match=r"labels.long\(\)"):
+        fit(make_model(), TensorDataset(x, y.float()), batch_size=4, progress=False)
