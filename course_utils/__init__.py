@@ -42,6 +42,14 @@ class Config:
         # Only called for names the dataclass lacks: delegate to the profile.
         return getattr(object.__getattribute__(self, "profile"), name)
 
+    def checkpoint_dir(self, name: str):
+        """Where a run called ``name`` keeps its checkpoint: ``$COURSE_CHECKPOINTS`` (e.g. a folder on
+        Google Drive) or ``./checkpoints``, then the profile, then ``name``. Re-running the cell resumes."""
+        from pathlib import Path
+
+        base = Path(os.environ.get("COURSE_CHECKPOINTS") or "checkpoints").expanduser()
+        return base / self.profile.name / name
+
     def summary(self) -> str:
         import torch
 

@@ -222,3 +222,24 @@ def glove_vectors(words: Sequence[str], *, seed: int = 0, scale: float = 0.1) ->
         if w == Vocabulary.PAD:
             out[i] = 0.0
     return out, len(rows)
+
+
+# --------------------------------------------------------------------------- slices for error analysis
+
+NEGATION_WORDS = frozenset({"not", "no", "never", "n't", "nothing", "nobody", "none", "neither", "nor", "without"})
+CONTRAST_WORDS = frozenset({"but", "yet", "although", "though", "however", "despite", "nevertheless"})
+
+
+def sentiment_slices(texts: Sequence[str]) -> dict[str, list[bool]]:
+    """Which sentences contain a negation word, a contrast word, or neither (for error analysis).
+
+    Chapters 4 and 7 report accuracy on these slices, so both use this one definition.
+    """
+    has_neg, has_con = [], []
+    for text in texts:
+        tokens = set(tokenize(text.replace(" n't", "n't")))
+        tokens |= {"n't"} if any(t.endswith("n't") for t in tokens) else set()
+        has_neg.append(bool(tokens & NEGATION_WORDS))
+        has_con.append(bool(tokens & CONTRAST_WORDS))
+    return {"negation": has_neg, "contrast": has_con,
+            "neither": [not (n or c) for n, c in zip(has_neg, has_con)]}

@@ -44,6 +44,11 @@ def start_sink() -> None:
         atexit.register(_write_sink)
 
 
+# A copy of book/results.json ships inside the package (tools/notebooks.py writes both), so a
+# notebook installed on Colab from a release can still compare itself with the reference runs.
+PACKAGED_COPY = Path(__file__).resolve().parent / "reference_results.json"
+
+
 def load_results(path: str | os.PathLike | None = None) -> dict:
     """The results file as a dict: chapter slug → profile → record (``{}`` if there is none yet)."""
     path = Path(path) if path else default_results_path()
@@ -51,7 +56,18 @@ def load_results(path: str | os.PathLike | None = None) -> dict:
 
 
 def default_results_path() -> Path:
-    """``$COURSE_RESULTS`` if set, else ``book/results.json`` of the checkout this package lives in."""
+    """``$COURSE_RESULTS`` if set, else ``book/results.json`` of this checkout, else the packaged copy."""
     if os.environ.get("COURSE_RESULTS"):
         return Path(os.environ["COURSE_RESULTS"])
-    return Path(__file__).resolve().parent.parent / "book" / "results.json"
+    checkout = Path(__file__).resolve().parent.parent / "book" / "results.json"
+    return checkout if checkout.exists() else PACKAGED_COPY
+
+
+def metric(results: dict, chapter: str, name: str, profiles=("gpu", "cpu")):
+    """``(value, profile)`` of metric ``name`` recorded by ``chapter``, preferring the first profile
+    that has it; ``(None, None)`` when no run recorded it yet."""
+    for profile in profiles:
+        value = results.get(chapter, {}).get(profile, {}).get("metrics", {}).get(name)
+        if value is not None:
+            return value, profile
+    return None, None

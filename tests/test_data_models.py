@@ -127,3 +127,18 @@ def test_packaged_encoder_loads_with_a_classification_head():
     out = model(**batch, labels=torch.tensor([0, 2]))
     assert out.logits.shape == (2, 3) and out.loss.item() > 0
     assert sum(p.numel() for p in model.base_model.parameters()) == pytest.approx(22.7e6, rel=0.01)
+
+
+def test_sentiment_slices_find_negation_and_contrast():
+    slices = data.sentiment_slices(["it is n't good ", "good but long ", "a fine film ", "no , never "])
+    assert slices["negation"] == [True, False, False, True]
+    assert slices["contrast"] == [False, True, False, False]
+    assert slices["neither"] == [False, False, True, False]
+
+
+def test_checkpoint_dir_follows_course_checkpoints(monkeypatch, tmp_path):
+    import course_utils
+
+    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
+    cfg = course_utils.setup("smoke", quiet=True)
+    assert cfg.checkpoint_dir("07_bert") == tmp_path / "smoke" / "07_bert"

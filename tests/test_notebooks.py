@@ -66,3 +66,7 @@ def test_doctor_reports_every_asset():
     assert out.returncode == 0, out.stdout + out.stderr
     for key in ("torch", "AMP dtype", "profile", "SST-2 train", "GloVe 6B-50d", "packaged encoder"):
         assert key in out.stdout
+
+
+def test_packaged_results_copy_matches_the_book():
+    assert (ROOT / "course_utils" / "reference_results.json").read_text() == (ROOT / "book" / "results.json").read_text()

@@ -28,6 +28,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "book" / "results.json"
+PACKAGED_RESULTS = ROOT / "course_utils" / "reference_results.json"  # shipped to Colab installs
 SETUP_MARKER = "# Setup (the same in every notebook"
 
 SETUP_TEMPLATE = '''\
@@ -130,7 +131,8 @@ def execute(path: Path, profile: str, timeout: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sink = Path(tmp) / "sink.json"
         env_before = dict(os.environ)
-        os.environ.update(COURSE_PROFILE=profile, COURSE_RESULTS_SINK=str(sink))
+        # A fresh checkpoint folder: a reference run must train, not resume an earlier run.
+        os.environ.update(COURSE_PROFILE=profile, COURSE_RESULTS_SINK=str(sink), COURSE_CHECKPOINTS=tmp)
         try:
             client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
@@ -197,9 +199,11 @@ def update_runs_in(path: Path) -> None:
 def merge_result(slug: str, profile: str, record: dict) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault(slug, {})[profile] = record
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, RESULTS)
+    text = json.dumps(results, indent=2, sort_keys=True) + "\n"
+    for target in (RESULTS, PACKAGED_RESULTS):
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
 
 
 def main(argv: list[str] | None = None) -> int:
