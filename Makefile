@@ -15,16 +15,25 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
+# Browser assets the book serves itself (see `vendor` below).
+VENDOR       := book/static/vendor
+VENDOR_STAMP := $(VENDOR)/.installed
+NPM_DIR      := _build/npm
+
 PROFILE ?= cpu
 NOTEBOOKS ?= $(wildcard chapters/*.ipynb)
+# Instructor sources run top to bottom too: their test cells check the reference solutions.
+EXERCISE_SOURCES := $(wildcard exercises/source/*.ipynb)
 
-.PHONY: book test venv lint unit notebooks book-strict execute setup-cells bench clean exercises
+.PHONY: book test venv lint unit notebooks book-strict execute setup-cells bench clean exercises \
+	vendor chromium browser links status
 
-book: $(STAMP)
+book: $(STAMP) $(VENDOR_STAMP)
 	$(BIN)/jupyter-book build .
 	@echo "Book built: _build/html/index.html"
 
-test: $(STAMP) lint unit notebooks book-strict
+test: export COURSE_REQUIRE_CHROMIUM := 1
+test: $(STAMP) chromium lint unit notebooks book-strict links browser
 	@echo "make test: all checks passed"
 
 venv: $(STAMP)
@@ -46,10 +55,10 @@ unit: $(STAMP)
 
 # Every chapter notebook, top to bottom in a fresh kernel, smoke profile.
 notebooks: $(STAMP)
-	COURSE_PROFILE=smoke $(BIN)/pytest -q -n 2 --dist loadfile -p no:cacheprovider \
-		--nbval-lax --nbval-current-env $(NOTEBOOKS)
+	COURSE_PROFILE=smoke COURSE_CHECKPOINTS=$$(mktemp -d) $(BIN)/pytest -q -n 2 --dist loadfile -p no:cacheprovider \
+		--nbval-lax --nbval-current-env $(NOTEBOOKS) $(EXERCISE_SOURCES)
 
-book-strict: $(STAMP)
+book-strict: $(STAMP) $(VENDOR_STAMP)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build -W -n --keep-going .
 
@@ -57,6 +66,7 @@ book-strict: $(STAMP)
 # and peak memory in book/results.json:  make execute PROFILE=cpu NOTEBOOKS=chapters/00_environment.ipynb
 execute: $(STAMP)
 	$(PY) tools/notebooks.py execute --profile $(PROFILE) $(NOTEBOOKS)
+	$(PY) tools/status.py
 
 # Rewrite the first code cell of every notebook from the one manifest.
 setup-cells: $(STAMP)
@@ -71,3 +81,50 @@ clean:
 # Regenerate student notebooks and test files from the instructor sources (exercises/source/).
 exercises: $(STAMP)
 	$(PY) tools/build_exercises.py
+
+# ---------------------------------------------------------------- the rendered book, offline
+# The book serves MathJax, the Jupyter widgets HTML manager and RequireJS from its own static
+# files (book/static/vendor/, not in git), so maths and widgets render with no network. Versions
+# are pinned by package.json + package-lock.json; `npm ci` runs when the folder is missing or the
+# lock file changed. Only the files a page loads are copied, with their licences.
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): package.json package-lock.json
+	rm -rf $(NPM_DIR) $(VENDOR)
+	mkdir -p $(NPM_DIR) $(VENDOR)/mathjax/output $(VENDOR)/html-manager
+	cp package.json package-lock.json $(NPM_DIR)/
+	cd $(NPM_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd $(NPM_DIR)/node_modules && \
+	cp requirejs/require.js $(CURDIR)/$(VENDOR)/ && \
+	cp -r mathjax/LICENSE mathjax/es5/tex-chtml.js mathjax/es5/input mathjax/es5/ui mathjax/es5/a11y \
+		mathjax/es5/sre $(CURDIR)/$(VENDOR)/mathjax/ && \
+	cp -r mathjax/es5/output/chtml $(CURDIR)/$(VENDOR)/mathjax/output/ && \
+	cp @jupyter-widgets/html-manager/package.json @jupyter-widgets/html-manager/dist/embed.js.LICENSE.txt \
+		@jupyter-widgets/html-manager/dist/embed-amd.js \
+		@jupyter-widgets/html-manager/dist/*.woff* @jupyter-widgets/html-manager/dist/*.ttf \
+		@jupyter-widgets/html-manager/dist/*.eot @jupyter-widgets/html-manager/dist/*.svg \
+		$(CURDIR)/$(VENDOR)/html-manager/ && \
+	cp @fortawesome/fontawesome-free/LICENSE.txt $(CURDIR)/$(VENDOR)/html-manager/LICENSE-fontawesome.txt
+	rm -rf $(NPM_DIR)
+	touch $@
+
+# Debian's Chromium for the browser check (CI runs as root on Debian; Playwright's own browser
+# download does not work on our machines), and a small CJK font so the screenshots show the
+# glossary's Chinese names instead of empty boxes. About 70 s when missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+		echo "installing Debian's chromium and fonts-wqy-microhei"; \
+		apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi
+
+# Every local href/src in the built book resolves, and every #anchor exists.
+links: $(STAMP)
+	$(PY) tools/linkcheck.py _build/html
+
+# Headless Chromium over every page of the built book: no JS errors, no request off the machine,
+# maths typeset, images loaded, Colab links right, widgets rendered; screenshots in _build/screenshots/.
+browser: $(STAMP) chromium
+	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
+
+# Regenerate book/status.md from book/results.json (execute does it too).
+status: $(STAMP)
+	$(PY) tools/status.py

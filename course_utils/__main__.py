@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_utils doctor``."""
+"""Command line: ``python -m course_utils doctor``, ``grade SUBMISSION.ipynb``, ``grade-class FOLDER``."""
 
 from __future__ import annotations
 
@@ -64,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="environment, GPU, precision, profile and asset report")
+    from .grading import add_grade_commands, main_grade
+
+    add_grade_commands(sub)  # grade, grade-class: see course_utils/grading.py
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return 0 if doctor() else 1
+    if args.command in ("grade", "grade-class"):
+        return main_grade(args)
     return 2
 
 

@@ -133,6 +133,7 @@ def execute(path: Path, profile: str, timeout: int) -> dict:
         env_before = dict(os.environ)
         # A fresh checkpoint folder: a reference run must train, not resume an earlier run.
         os.environ.update(COURSE_PROFILE=profile, COURSE_RESULTS_SINK=str(sink), COURSE_CHECKPOINTS=tmp)
+        os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores figures as PNG; Agg would not
         try:
             client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})

@@ -1,0 +1,204 @@
+"""Every exercise under exercises/source/ is sound: generated files fresh, solution full marks,
+template zero, every listed wrong answer rejected by its question's tests."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from course_utils import grading
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import build_exercises  # noqa: E402
+
+SOURCES = sorted((ROOT / "exercises" / "source").glob("*.ipynb"))
+EXERCISES = [p.stem for p in SOURCES]
+
+
+def wrong_answers(exercise: str) -> dict[str, list[dict]]:
+    path = ROOT / "exercises" / "source" / f"{exercise}.wrong.yml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+WRONG = [(ex, q, i) for ex in EXERCISES for q, snippets in wrong_answers(ex).items() for i in range(len(snippets))]
+
+
+@pytest.fixture(scope="module")
+def assigned(tmp_path_factory):
+    """otter assign's output for every exercise: the solution notebook and the full tests."""
+    out = tmp_path_factory.mktemp("assigned")
+    return {ex: grading.assign_exercise(ROOT / "exercises" / "source" / f"{ex}.ipynb", out / ex) for ex in EXERCISES}
+
+
+def solution_namespace(assigned_output: grading.AssignOutput) -> dict:
+    """The variables of the reference solution, run in this process (its check cells left out)."""
+    nb = nbformat.read(assigned_output.all_tests.parent / assigned_output.student_notebook.name, as_version=4)
+    env = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in nb.cells:
+            if cell.cell_type == "code" and not cell.source.lstrip().startswith("grader."):
+                exec(compile(cell.source, "<solution>", "exec"), env)
+    return env
+
+
+def run_question(env: dict, tests_dir: Path, question: str):
+    """Run one question's full test file (public and hidden cases) against ``env``."""
+    from otter.nbmeta_config import NBMetadataConfig
+    from otter.test_files import create_test_file
+
+    test = create_test_file(str(tests_dir / f"{question}.py"), NBMetadataConfig())
+    test.run(env)
+    return test
+
+
+def test_there_is_at_least_the_pilot_exercise():
+    assert "00_warmup" in EXERCISES
+
+
+@pytest.mark.slow
+def test_generated_notebooks_and_public_tests_are_fresh():
+    stale = build_exercises.stale_files(EXERCISES)
+    assert stale == [], f"stale generated files {stale}: run make exercises"
+
+
+@pytest.mark.slow
+def test_freshness_check_catches_an_edited_and_an_extra_generated_file(tmp_path, monkeypatch):
+    copy = tmp_path / "repo"
+    tests = Path("course_utils") / "exercise_tests" / "00_warmup"
+    shutil.copytree(ROOT / tests, copy / tests)
+    (copy / "exercises").mkdir()
+    for name in ("exercises/00_warmup.ipynb", "_config.yml", "pyproject.toml"):
+        shutil.copyfile(ROOT / name, copy / name)
+    edited = copy / "exercises" / "00_warmup.ipynb"
+    edited.write_text(edited.read_text().replace("Question 1", "Question one"))
+    (copy / tests / "q9.py").write_text("")
+    monkeypatch.setattr(build_exercises, "ROOT", copy)
+    assert build_exercises.stale_files(["00_warmup"]) == [
+        "exercises/00_warmup.ipynb", "course_utils/exercise_tests/00_warmup/q9.py"]
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_student_notebook_starts_with_the_setup_cell_for_its_exercise(exercise):
+    nb = nbformat.read(ROOT / "exercises" / f"{exercise}.ipynb", as_version=4)
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code.source == build_exercises.setup_cell(exercise).source
+    assert f"git+{build_exercises.repository_url()}@v" in first_code.source, "install line must come from _config.yml"
+    assert f'notebook_grader("{exercise}")' in first_code.source
+    assert "torch" not in re.findall(r'"-q", (.*)\]', first_code.source)[0], "never reinstall torch on Colab"
+    assert nb.metadata["otter"]["assignment_name"] == exercise
+    assert [c.source for c in nb.cells if c.cell_type == "code"][-1] == "grader.check_all()"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_student_files_hold_no_solution_and_no_hidden_test(exercise, assigned):
+    student = nbformat.read(ROOT / "exercises" / f"{exercise}.ipynb", as_version=4)
+    student_lines = {line.strip() for c in student.cells for line in c.source.splitlines()}
+    assert not any("SOLUTION" in line or line == "# HIDDEN" for line in student_lines)
+    source = nbformat.read(ROOT / "exercises" / "source" / f"{exercise}.ipynb", as_version=4)
+    solution_lines, inside = [], False
+    for cell in source.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "code" else []:
+            inside = (inside or "# BEGIN SOLUTION" in line) and "# END SOLUTION" not in line
+            if (inside or line.rstrip().endswith("# SOLUTION")) and "SOLUTION" not in line and line.strip():
+                solution_lines.append(line.strip())
+            elif line.rstrip().endswith("# SOLUTION"):
+                solution_lines.append(line.split("# SOLUTION")[0].strip())
+    assert solution_lines, "found no solution lines in the source"
+    leaked = [line for line in solution_lines if line in student_lines and len(line) > 12]
+    assert leaked == [], f"solution lines in the student notebook: {leaked}"
+    public = sorted((ROOT / "course_utils" / "exercise_tests" / exercise).glob("*.py"))
+    assert public, "no public tests shipped"
+    for path in public:
+        assert "hidden=True" not in path.read_text(), f"{path.name} ships a hidden test"
+    hidden = sum(f.read_text().count("hidden=True") for f in assigned[exercise].all_tests.glob("*.py"))
+    assert hidden > 0, "every exercise should keep some tests hidden"
+
+
+def test_public_tests_are_package_data():
+    text = (ROOT / "pyproject.toml").read_text()
+    globs = re.search(r"^\[tool\.setuptools\.package-data\]\s*\ncourse_utils = \[(.*)\]", text, flags=re.M).group(1)
+    assert '"exercise_tests/*/*.py"' in globs
+    assert grading.known_exercises() == EXERCISES
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_every_auto_graded_question_lists_two_wrong_answers(exercise):
+    questions = grading.read_questions(ROOT / "exercises" / "source" / f"{exercise}.ipynb")
+    wrong = wrong_answers(exercise)
+    for q in questions:
+        if not q.manual:
+            assert len(wrong.get(q.name, [])) >= 2, f"{exercise} {q.name}: list at least two wrong answers"
+    assert set(wrong) <= {q.name for q in questions if not q.manual}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_reference_solution_passes_every_test_in_process(exercise, assigned):
+    env = solution_namespace(assigned[exercise])
+    for path in sorted(assigned[exercise].all_tests.glob("*.py")):
+        test = run_question(env, assigned[exercise].all_tests, path.stem)
+        failed = [r.message for r in test.test_case_results if not r.passed]
+        assert test.score == test.possible, f"{path.stem}: {failed}"
+
+
+@pytest.mark.parametrize(("exercise", "question", "index"), WRONG,
+                         ids=[f"{ex}-{q}-{i}" for ex, q, i in WRONG])
+def test_wrong_answer_is_rejected_by_its_question(exercise, question, index, assigned):
+    snippet = wrong_answers(exercise)[question][index]
+    env = solution_namespace(assigned[exercise])
+    exec(compile(snippet["code"], f"<wrong {question}>", "exec"), env)  # a plausible answer: it runs
+    test = run_question(env, assigned[exercise].all_tests, question)
+    assert test.score < test.possible, f"{question} gave full marks to: {snippet['mistake']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_reference_solution_scores_full_marks(exercise, tmp_path):
+    path = tmp_path / f"{exercise}.ipynb"
+    nbformat.write(build_exercises.solution_notebook(exercise), path)
+    report = grading.grade_submission(path, timeout=30)
+    assert report.status == "graded"
+    assert report.possible > 0 and report.score == report.possible, report.format()
+    manual = [q for q in grading.read_questions(ROOT / "exercises" / "source" / f"{exercise}.ipynb") if q.manual]
+    assert [q.name for q in report.questions if q.manual] == [q.name for q in manual]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_untouched_template_scores_zero_on_every_auto_graded_question(exercise):
+    report = grading.grade_submission(ROOT / "exercises" / f"{exercise}.ipynb", timeout=30)
+    assert report.status == "graded"
+    assert report.possible > 0
+    assert {q.name: q.score for q in report.questions if not q.manual} == \
+        {q.name: 0.0 for q in report.questions if not q.manual}, report.format()
+
+
+@pytest.mark.slow
+def test_self_check_in_the_student_notebook_reports_pass_and_fail(tmp_path):
+    """A student runs the notebook locally: grader.check says which answers pass, from package data."""
+    from nbclient import NotebookClient
+
+    solved = build_exercises.solution_notebook("00_warmup")
+    template = nbformat.read(ROOT / "exercises" / "00_warmup.ipynb", as_version=4)
+    softmax = next(i for i, c in enumerate(solved.cells) if c.source.startswith("def softmax"))
+    solved.cells[softmax].source = template.cells[softmax].source  # question 2 not done yet
+    with tempfile.TemporaryDirectory() as cwd:  # a folder without the repository's tests
+        NotebookClient(solved, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": cwd}}).execute()
+    outputs = {}
+    for cell in solved.cells:
+        match = re.fullmatch(r'grader\.check\("(q\d+)"\)', cell.source)
+        if match:
+            outputs[match.group(1)] = json.dumps(cell.outputs)
+    assert "All test cases passed" in outputs["q1"]
+    assert "softmax should return a tensor, not NoneType" in outputs["q2"]
+    assert "All test cases passed" in outputs["q3"]
+    assert all(o.get("output_type") != "error" for c in solved.cells if c.cell_type == "code" for o in c.outputs)

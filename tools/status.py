@@ -1,0 +1,129 @@
+"""Write ``book/status.md``: the last recorded run of every chapter under each profile.
+
+    python tools/status.py           # regenerate book/status.md (make status; make execute does it too)
+    python tools/status.py --check   # exit 1 if book/status.md is not what book/results.json gives
+
+The page is generated, never hand-edited: its rows come from ``book/results.json`` (written by
+``tools/notebooks.py execute``), one per chapter and profile, with the date, hardware, run time,
+peak memory and the metrics the notebook recorded with ``course_utils.record_metric``. Chapters are
+those in ``_toc.yml`` (linked to their page) and any other the results file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notebooks import _duration  # noqa: E402  (the same durations as the chapters' "Runs in" lines)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "book" / "results.json"
+STATUS = ROOT / "book" / "status.md"
+PROFILES = ("smoke", "cpu", "gpu")
+
+HEADER = """\
+# Status of the chapters
+
+The last recorded run of every chapter under each profile (see {doc}`setup`): when it ran, on
+what, how long it took, its peak memory, and the figures the notebook recorded with
+`course_utils.record_metric`. The published pages show the outputs of the `cpu` or `gpu` run;
+`smoke` is the quick run our CI repeats.
+
+This page is generated from `book/results.json` by `python tools/status.py` (run by
+`make execute`); do not edit it by hand. A test fails when it differs from what the results
+file gives.
+"""
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _memory(record: dict) -> str:
+    peak = record.get("peak_memory_mb")
+    if not peak:
+        return "not measured"
+    where = "GPU" if "gpu_peak_mb" in record.get("memory", {}) else "host"
+    return f"{peak:,.0f} MiB ({where})"
+
+
+def _chapter(slug: str, runs: dict, linked: bool) -> str:
+    page = f"Page: {{doc}}`../chapters/{slug}`" if linked else "Not in the book yet."
+    lines = [f"## `{slug}`", "", page, "", "| Profile | Date | Hardware | Run time | Peak memory |",
+             "| --- | --- | --- | --- | --- |"]
+    for profile in PROFILES:
+        record = runs.get(profile)
+        if record is None:
+            lines.append(f"| {profile} | not measured yet | | | |")
+        else:
+            cells = [record.get("date", "?"), record.get("hardware", "?"), _duration(record["runtime_s"]),
+                     _memory(record)]
+            lines.append(f"| {profile} | " + " | ".join(_cell(c) for c in cells) + " |")
+    names = sorted({name for record in runs.values() for name in (record.get("metrics") or {})})
+    lines.append("")
+    if not names:
+        lines.append("No metrics recorded yet.")
+    else:
+        lines += ["| Metric | " + " | ".join(PROFILES) + " |", "| --- |" + " ---: |" * len(PROFILES)]
+        for name in names:
+            values = [runs.get(p, {}).get("metrics", {}).get(name) for p in PROFILES]
+            lines.append(f"| `{name}` | " + " | ".join("" if v is None else f"{v:.4g}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(results: dict, chapters: list[str], in_toc: set[str]) -> str:
+    """The Markdown of the status page for ``chapters`` (slugs, in order)."""
+    return "\n".join([HEADER] + [_chapter(slug, results.get(slug, {}), slug in in_toc) for slug in chapters])
+
+
+def toc_chapters(toc_path: Path) -> set[str]:
+    """Slugs of the ``chapters/`` entries in ``_toc.yml``."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str) and node["file"].startswith("chapters/"):
+                found.add(Path(node["file"]).stem)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(toc_path.read_text()))
+    return found
+
+
+def expected(root: Path = ROOT) -> str:
+    """What ``book/status.md`` must hold, from the results file and the table of contents."""
+    results_path = root / "book" / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    in_toc = toc_chapters(root / "_toc.yml")
+    return render(results, sorted(in_toc | set(results)), in_toc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if the page is out of date")
+    parser.add_argument("--output", type=Path, default=STATUS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    text = expected()
+    current = args.output.read_text() if args.output.exists() else None
+    if args.check:
+        if current != text:
+            print(f"{args.output} is out of date with book/results.json: run python tools/status.py")
+            return 1
+        print(f"{args.output} is up to date")
+    elif current != text:
+        args.output.write_text(text)
+        print(f"{args.output} written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
