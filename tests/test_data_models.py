@@ -35,7 +35,7 @@ def test_sst2_from_the_mirror_has_the_documented_sizes_and_label_counts(mirror):
     assert (len(train), len(val)) == (67_349, 872)
     assert train.label_counts() == {0: 29_780, 1: 37_569}
     assert val.label_counts() == {0: 428, 1: 444}
-    assert "local mirror" in val.source
+    assert "COURSE_DATA" in val.source
 
 
 def test_sentence_split_from_the_mirror(mirror):

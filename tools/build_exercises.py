@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from course_utils.grading import OTTER_REQUIREMENT, SETUP_TEMPLATE, assign_exercise  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tools"))
+from notebooks import install_requirement, repository_url  # noqa: E402,F401  (one definition, shared)
+
 SOURCES = ROOT / "exercises" / "source"
 
 CLOSING_MARKDOWN = """\
@@ -44,21 +47,6 @@ every cell runs, and run the cell below: it re-runs every public test. Then save
 `.ipynb` file (on Colab: *File → Download → Download .ipynb*). The grader runs your notebook top to
 bottom in a fresh kernel, with hidden tests as well as these, so an answer that only works
 because of a cell you ran out of order, or deleted, does not count."""
-
-
-def repository_url() -> str:
-    """``repository.url`` in ``_config.yml``: the one place the repository's URL is written."""
-    text = (ROOT / "_config.yml").read_text()
-    match = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", text, flags=re.M)
-    if not match:
-        raise SystemExit("_config.yml has no repository.url")
-    return match.group(1).rstrip("/")
-
-
-def install_requirement() -> str:
-    """What Colab installs: this repository's package at the release tag of its version."""
-    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M).group(1)
-    return f"course-utils @ git+{repository_url()}@v{version}"
 
 
 def setup_cell(exercise: str) -> nbformat.NotebookNode:
