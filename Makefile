@@ -50,12 +50,13 @@ $(STAMP): pyproject.toml requirements/dev.lock
 lint: $(STAMP)
 	$(BIN)/ruff check course_utils tests benchmarks tools chapters
 
+# Two pytest workers on two cores: one math thread each, or they fight over the cores.
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 tests
 
 # Every chapter notebook, top to bottom in a fresh kernel, smoke profile.
 notebooks: $(STAMP)
-	COURSE_PROFILE=smoke COURSE_CHECKPOINTS=$$(mktemp -d) $(BIN)/pytest -q -n 2 --dist loadfile -p no:cacheprovider \
+	OMP_NUM_THREADS=1 COURSE_PROFILE=smoke COURSE_CHECKPOINTS=$$(mktemp -d) $(BIN)/pytest -q -n 2 --dist loadfile -p no:cacheprovider \
 		--nbval-lax --nbval-current-env $(NOTEBOOKS) $(EXERCISE_SOURCES)
 
 book-strict: $(STAMP) $(VENDOR_STAMP)

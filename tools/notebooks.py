@@ -132,7 +132,8 @@ def execute(path: Path, profile: str, timeout: int) -> dict:
         sink = Path(tmp) / "sink.json"
         env_before = dict(os.environ)
         # A fresh checkpoint folder: a reference run must train, not resume an earlier run.
-        os.environ.update(COURSE_PROFILE=profile, COURSE_RESULTS_SINK=str(sink), COURSE_CHECKPOINTS=tmp)
+        os.environ.update(COURSE_PROFILE=profile, COURSE_RESULTS_SINK=str(sink), COURSE_CHECKPOINTS=tmp,
+                          COURSE_STATIC_WIDGETS="1")  # stored pages show figures, not live controls
         os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores figures as PNG; Agg would not
         try:
             client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
