@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import notebooks as nbtools  # noqa: E402
 
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# Published chapters (in _toc.yml) must carry fresh stored outputs from a cpu or gpu run. A chapter
+# notebook not yet in the table of contents is a draft: CI still runs it top to bottom under smoke
+# (make notebooks), but it is not published, so it needs no stored run yet.
+TOC = (ROOT / "_toc.yml").read_text()
+CHAPTERS = [p for p in sorted((ROOT / "chapters").glob("*.ipynb")) if f"chapters/{p.stem}" in TOC]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -70,3 +74,7 @@ def test_doctor_reports_every_asset():
 
 def test_packaged_results_copy_matches_the_book():
     assert (ROOT / "course_utils" / "reference_results.json").read_text() == (ROOT / "book" / "results.json").read_text()
+
+
+def test_published_chapters_include_chapter_0():
+    assert "00_environment" in [p.stem for p in CHAPTERS]
