@@ -4,6 +4,7 @@ Same model (the packaged MiniLM-L6, or bert-base-uncased with ``--model``), same
 padded to a fixed length, same optimizer, batch and precision, timed side by side in one run.
 Model-FLOPs utilisation (MFU) = FLOPs of one training step (counted by PyTorch's FlopCounterMode,
 forward + backward) x steps per second / the machine's matmul peak, measured in this same run.
+It also times one AdamW step over the model, PyTorch's fused kernel against the per-tensor loop.
 
     .venv/bin/python benchmarks/bert_finetune.py [--steps 20] [--rounds 3] [--seq-len 64]
 
@@ -67,10 +68,29 @@ def step_flops(model, batch) -> int:
     return counter.get_total_flops()
 
 
+def adamw_step_seconds(model, fused: bool, device, repeat: int = 10) -> float:
+    """Median time of one AdamW step over all of ``model``'s parameters (random gradients)."""
+    model = model.to(device)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else False)
+    times = []
+    for _ in range(repeat + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    model.zero_grad(set_to_none=True)
+    return statistics.median(times[2:])  # the first steps allocate the optimizer state
+
+
 def run_fit(choice, data, steps, batch_size, device) -> float:
     torch.manual_seed(0)
     model, _ = load_classifier(choice)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)  # the chapter's optimizer
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -94,7 +114,8 @@ def run_trainer(choice, data, steps, batch_size, device) -> float:
             report_to=[], use_cpu=device.type == "cpu", dataloader_num_workers=0, seed=0,
             fp16=amp.dtype == torch.float16, bf16=amp.dtype == torch.bfloat16,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=data)
+        opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)  # the same optimizer as fit's
+        trainer = Trainer(model=model, args=args, train_dataset=data, optimizers=(opt, None))
         t0 = time.perf_counter()
         with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
             trainer.train()
@@ -132,6 +153,9 @@ def main() -> None:
           f"batch {args.batch_size} x {args.seq_len} tokens; {flops / 1e9:.1f} GFLOP per step; "
           f"matmul peak {peak / 1e9:.1f} GFLOP/s")
 
+    loop_s, fused_s = adamw_step_seconds(model, False, device), adamw_step_seconds(model, True, device)
+    print(f"AdamW step over {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters: "
+          f"per-tensor loop {loop_s * 1e3:.1f} ms, fused {fused_s * 1e3:.1f} ms (fused_vs_loop={fused_s / loop_s:.3f})")
     run_fit(choice, data, 2, args.batch_size, device)  # warm-up: allocator, thread pools
     times = {"fit": [], "trainer": []}
     for r in range(args.rounds):

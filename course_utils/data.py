@@ -139,7 +139,9 @@ class Vocabulary:
     PAD, UNK = "<pad>", "<unk>"
 
     def __init__(self, tokens: Iterable[str]):
-        self.itos: list[str] = [self.PAD, self.UNK] + [t for t in tokens if t not in (self.PAD, self.UNK)]
+        # dict.fromkeys drops repeated tokens but keeps first-seen order, so ids stay dense and unique.
+        unique = dict.fromkeys(t for t in tokens if t not in (self.PAD, self.UNK))
+        self.itos: list[str] = [self.PAD, self.UNK, *unique]
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
         self.pad_id, self.unk_id = 0, 1
 

@@ -89,6 +89,13 @@ def test_tokenize_and_vocabulary_round_trip():
     assert vocab.decode([2, 3, 0, 0]) == "b c"
 
 
+def test_vocabulary_from_a_token_list_with_repeats_keeps_ids_unique():
+    vocab = Vocabulary(["film", "<unk>", "good", "film", "<pad>", "good", "bad"])
+    assert vocab.itos == ["<pad>", "<unk>", "film", "good", "bad"]
+    assert len(vocab) == 5 and vocab.stoi["film"] == 2
+    assert all(vocab.itos[i] == t for t, i in vocab.stoi.items())
+
+
 def test_pad_collate_right_pads_and_keeps_lengths():
     vocab = Vocabulary.build(["good film", "bad"])
     ds = EncodedDataset(data.TextDataset(["good film", "bad"], [1, 0]), vocab)

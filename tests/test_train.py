@@ -198,3 +198,54 @@ def test_float_labels_for_cross_entropy_are_refused_with_the_fix():
     x, y = make_data(n=16).tensors
     with pytest.raises(TypeError, match=r"labels.long\(\)"):
         fit(make_model(), TensorDataset(x, y.float()), batch_size=4, progress=False)
+
+
+def test_validation_time_is_kept_out_of_training_throughput(monkeypatch):
+    import types
+
+    import course_utils.train as train_module
+
+    clock = [0.0]
+
+    def perf_counter():
+        clock[0] += 0.001  # every clock read costs a millisecond of "work"
+        return clock[0]
+
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=perf_counter))
+
+    class SlowValidation(torch.utils.data.Dataset):
+        """Each example takes 10 (fake) seconds to load: validation dwarfs training."""
+
+        def __init__(self, data):
+            self.data = data
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, i):
+            clock[0] += 10.0
+            return self.data[i]
+
+    val = SlowValidation(make_data(n=8, seed=1))
+    history = fit(make_model(), make_data(), val_data=val, **RUN)
+    assert history.eval_time_s >= 3 * 8 * 10.0  # three epochs, eight slow examples each
+    assert history.train_time_s < 10.0, "validation time leaked into the training time"
+    assert history.examples_per_s == pytest.approx(3 * 96 / history.train_time_s, rel=1e-3)
+
+
+def test_default_optimizer_is_fused_adamw_with_the_same_updates_as_the_loop():
+    from course_utils.train import default_optimizer
+
+    fused_model, loop_model = make_model(dropout=0.0), make_model(dropout=0.0)
+    fused = default_optimizer(fused_model, lr=1e-2, weight_decay=0.1)
+    assert isinstance(fused, torch.optim.AdamW) and fused.defaults["fused"], "expected the fused kernel on CPU"
+    loop = torch.optim.AdamW(loop_model.parameters(), lr=1e-2, weight_decay=0.1, foreach=False)
+    x, y = make_data().tensors
+    for model, opt in ((fused_model, fused), (loop_model, loop)):
+        for _ in range(5):
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fused_model[0].weight, make_model()[0].weight), "the parameters did not move"
