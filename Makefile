@@ -75,6 +75,7 @@ setup-cells: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/fit_overhead.py
+	$(PY) benchmarks/bert_finetune.py
 
 clean:
 	rm -rf _build
