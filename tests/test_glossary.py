@@ -5,14 +5,17 @@ optionally with a short English gloss after a comma: ``**epoch** (轮次, one pa
 """
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import yaml
 from myst_parser.mdit_to_docutils.base import default_slugify
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from toc import toc_files  # noqa: E402
+
 BOOK = ROOT / "book"
 GLOSSARY = BOOK / "glossary.md"
 
@@ -114,20 +117,7 @@ def marks_in(path: Path, page: str | None = None) -> list[Mark]:
 
 def toc_pages() -> list[Path]:
     """Every page of the book, in _toc.yml order, except the glossary itself."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
+    files = toc_files(ROOT / "_toc.yml")
     pages = []
     for name in files:
         path = next((ROOT / (name + s) for s in (".ipynb", ".md") if (ROOT / (name + s)).exists()), None)

@@ -34,6 +34,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toc import toc_files  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that work on our machines (and CI): no sandbox as root, no GPU, no background traffic.
@@ -51,25 +54,12 @@ class PageSpec:
 
 def book_pages(root: Path = ROOT) -> list[PageSpec]:
     """The pages of the book in ``_toc.yml`` order, with the Colab URL each chapter must link to."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
     config = yaml.safe_load((root / "_config.yml").read_text())
     repo = config["repository"]
     owner_repo = urlsplit(repo["url"]).path.strip("/")
     colab = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
     prefix = (repo.get("path_to_book") or "").strip("/")
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
+    files = toc_files(root / "_toc.yml")
     pages = []
     for name in files:
         name = str(Path(name).with_suffix("")) if name.endswith((".md", ".ipynb")) else name

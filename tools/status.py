@@ -16,10 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import _duration  # noqa: E402  (the same durations as the chapters' "Runs in" lines)
+from toc import toc_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "book" / "results.json"
@@ -83,20 +82,7 @@ def render(results: dict, chapters: list[str], in_toc: set[str]) -> str:
 
 def toc_chapters(toc_path: Path) -> set[str]:
     """Slugs of the ``chapters/`` entries in ``_toc.yml``."""
-    found = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str) and node["file"].startswith("chapters/"):
-                found.add(Path(node["file"]).stem)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(yaml.safe_load(toc_path.read_text()))
-    return found
+    return {Path(name).stem for name in toc_files(toc_path) if name.startswith("chapters/")}
 
 
 def expected(root: Path = ROOT) -> str:
