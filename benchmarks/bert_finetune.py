@@ -30,6 +30,7 @@ from course_utils.data import load_sst2
 from course_utils.device import amp_dtype, describe_hardware, pick_device
 from course_utils.models import EncoderChoice, load_classifier, resolve_encoder
 from course_utils.profiles import get_profile
+from course_utils.train import default_optimizer
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
@@ -90,7 +91,7 @@ def adamw_step_seconds(model, fused: bool, device, repeat: int = 10) -> float:
 def run_fit(choice, data, steps, batch_size, device) -> float:
     torch.manual_seed(0)
     model, _ = load_classifier(choice)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)  # the chapter's optimizer
+    opt = default_optimizer(model, lr=5e-5)  # fused AdamW, as in the chapter
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -114,8 +115,8 @@ def run_trainer(choice, data, steps, batch_size, device) -> float:
             report_to=[], use_cpu=device.type == "cpu", dataloader_num_workers=0, seed=0,
             fp16=amp.dtype == torch.float16, bf16=amp.dtype == torch.bfloat16,
         )
-        opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)  # the same optimizer as fit's
-        trainer = Trainer(model=model, args=args, train_dataset=data, optimizers=(opt, None))
+        trainer = Trainer(model=model, args=args, train_dataset=data,
+                          optimizers=(default_optimizer(model, lr=5e-5), None))  # the same optimizer as fit's
         t0 = time.perf_counter()
         with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
             trainer.train()
