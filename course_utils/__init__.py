@@ -24,7 +24,10 @@ from .train import History, evaluate, fit  # noqa: E402
 __all__ = [
     "Config", "History", "Profile", "AmpChoice", "setup", "fit", "evaluate", "record_metric",
     "get_profile", "pick_device", "amp_dtype", "memory_report", "describe_hardware", "seed_everything", "doctor",
+    "keep_checkpoints_on_drive",
 ]
+
+DRIVE_CHECKPOINTS = "/content/drive/MyDrive/course-checkpoints"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,26 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+def keep_checkpoints_on_drive(folder: str = DRIVE_CHECKPOINTS) -> str:
+    """On Colab: mount Google Drive and keep every run's checkpoints in ``folder`` on it.
+
+    A Colab runtime's own disk is erased when it disconnects for more than a few minutes, and the
+    checkpoints with it; on Drive they survive, so re-running the training cell in a new runtime
+    resumes. One line, before ``setup()``: ``course_utils.keep_checkpoints_on_drive()``.
+    It sets ``COURSE_CHECKPOINTS``, which :meth:`Config.checkpoint_dir` reads.
+    """
+    if not on_colab():
+        raise RuntimeError("keep_checkpoints_on_drive() mounts Google Drive, which only Colab offers; "
+                           "elsewhere set COURSE_CHECKPOINTS to any folder that outlives the kernel")
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.makedirs(folder, exist_ok=True)
+    os.environ["COURSE_CHECKPOINTS"] = folder
+    print(f"Checkpoints now go to {folder} on Google Drive: a disconnect no longer loses a run.")
+    return folder
+
+
 def setup(profile: str | None = None, *, seed: int = 0, device: str | None = None, quiet: bool = False) -> Config:
     """Pick the profile and device, seed everything, print one summary line, return the :class:`Config`.
 
@@ -100,4 +123,7 @@ def setup(profile: str | None = None, *, seed: int = 0, device: str | None = Non
     start_sink()
     if not quiet:
         print(cfg.summary())
+        if cfg.on_colab and not os.environ.get("COURSE_CHECKPOINTS"):
+            print("Checkpoints are on this runtime's disk, which a disconnect erases. To resume after one, "
+                  "run course_utils.keep_checkpoints_on_drive() first.")
     return cfg

@@ -11,15 +11,32 @@ from dataclasses import dataclass
 import torch
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """The best available device: CUDA, then Apple's MPS, then CPU. ``prefer="cpu"`` forces CPU."""
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then CPU.
+
+    ``prefer`` (or the ``COURSE_DEVICE`` environment variable) forces one: ``"cpu"``, ``"cuda:1"``,
+    or ``"lazy"``, PyTorch's lazy-tensor device. That one computes on the CPU but, like a GPU,
+    refuses tensors that live elsewhere, so a run on it finds every input a notebook forgot to
+    move to ``model.device`` without a GPU (``make test`` runs the chapters on it).
+    """
+    prefer = prefer or os.environ.get("COURSE_DEVICE") or None
     if prefer is not None:
+        if torch.device(prefer).type == "lazy":
+            _start_lazy_device()
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _start_lazy_device() -> None:
+    import torch._lazy.ts_backend
+
+    if not getattr(_start_lazy_device, "started", False):
+        torch._lazy.ts_backend.init()
+        _start_lazy_device.started = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,8 @@ def describe_hardware(device: torch.device | None = None) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"{props.name} ({props.total_memory / 2**30:.1f} GiB, cc {props.major}.{props.minor})"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    suffix = ", Apple MPS" if device.type == "mps" else ", no GPU"
+    suffix = {"mps": ", Apple MPS", "lazy": ", lazy-tensor device (CPU-backed placement check)"}.get(
+        device.type, ", no GPU")
     return f"{cores} CPU cores{suffix} ({platform.machine()})"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +67,35 @@ def resolve_encoder(profile=None, *, hub: bool | None = None) -> EncoderChoice:
     return EncoderChoice(PACKAGED_ENCODER, str(packaged_encoder_path()), "package", reason)
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence ``transformers``' load report and progress bars inside the block.
+
+    The report prints the weights' local path (the reader's virtual environment) and the bars are
+    widgets, both noise in a stored notebook. Callers say what matters in one line of their own.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_classifier(choice: EncoderChoice, num_labels: int = 2, **kwargs):
     """``(model, tokenizer)``: the encoder with a fresh classification head of ``num_labels`` classes."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    print(f"Encoder: {choice.name} ({choice.reason}).")
-    tokenizer = AutoTokenizer.from_pretrained(choice.location)
-    model = AutoModelForSequenceClassification.from_pretrained(choice.location, num_labels=num_labels, **kwargs)
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(choice.location)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            choice.location, num_labels=num_labels, output_loading_info=True, **kwargs)
+    new = sorted(info["missing_keys"])
+    print(f"Encoder: {choice.name} ({choice.reason}); "
+          f"initialised at random: {', '.join(new) if new else 'nothing'}.")
     return model, tokenizer

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +37,9 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
+from . import checkpoint
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: F401 (public)
 from .device import AmpChoice, amp_dtype, is_out_of_memory, pick_device
-
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 # --------------------------------------------------------------------------- history
 
@@ -57,7 +56,9 @@ class History:
     tokens_per_s: float | None = None
     train_time_s: float = 0.0  # optimizer steps only: validation and checkpoint writes are not counted
     eval_time_s: float = 0.0  # per-epoch validation, reported apart so throughput is not understated
+    checkpoint_time_s: float = 0.0  # writing checkpoints, also kept out of train_time_s
     examples_seen: int = 0
+    tokens_seen: int = 0
     steps: int = 0
     batch_size: int = 0
     accumulation: int = 1
@@ -210,47 +211,32 @@ def _epoch_groups(
     return [groups[i] for i in perm]
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` atomically: a disconnect mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    # weights_only=False: the file holds our own RNG states (numpy arrays, Python tuples).
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 # --------------------------------------------------------------------------- fit
 
 
-def default_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """AdamW, with PyTorch's fused kernel where this build has one for the model's device.
+def default_optimizer(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """AdamW, with PyTorch's fused kernel where this build has one for the parameters' device.
 
-    The fused kernel updates every parameter in one pass instead of a Python loop over tensors:
-    the same arithmetic, a much faster optimizer step (``benchmarks/bert_finetune.py`` measures it).
+    ``params`` is a model or anything ``torch.optim`` accepts (e.g. parameter groups with their own
+    weight decay). The fused kernel updates every parameter in one pass instead of a Python loop
+    over tensors: the same arithmetic, a much faster optimizer step (``benchmarks/bert_finetune.py``
+    measures it). Devices without one (a lazy or XLA device, old MPS builds) get the loop.
     """
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except RuntimeError:  # a device or dtype without a fused kernel: the per-tensor loop
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if isinstance(params, nn.Module):
+        params = params.parameters()
+    params = list(params)
+    tensors = [p for p in params for p in (p["params"] if isinstance(p, dict) else [p])]
+    fused = all(p.device.type in _fused_adamw_devices() and p.is_floating_point() for p in tensors)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def _fused_adamw_devices() -> tuple[str, ...]:
+    try:  # torch checks this list at the first step, not when the optimizer is built
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+        return tuple(_get_fused_kernels_supported_devices())
+    except ImportError:
+        return ("cpu", "cuda")
 
 
 def fit(
@@ -277,6 +263,7 @@ def fit(
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_every_s: float | None = None,
     resume: bool = True,
     on_step: Callable[[int, float], None] | None = None,
     eval_batch_size: int | None = None,
@@ -291,20 +278,136 @@ def fit(
         accumulation: micro-batches per optimizer step; the effective batch is their product.
         max_steps: stop after this many optimizer steps (default: ``epochs`` full epochs).
         optimizer: any ``torch.optim`` optimizer; default :func:`default_optimizer` (AdamW with
-            ``lr`` and ``weight_decay``, fused where available).
+            ``lr`` and ``weight_decay``, fused where available). Its learning rates are the base
+            of the schedule.
         group_by_length: one length per example; batches then hold examples of similar length.
         schedule, warmup: per-step learning rate; ``warmup`` is a step count, or a fraction if < 1.
         amp: ``"auto"`` (the device's choice), ``False``, ``True`` (CUDA only), ``"fp16"``, ``"bf16"``.
-        checkpoint_dir: where ``checkpoint.pt`` lives; with ``resume=True`` an existing one is
-            continued from. Point it at Google Drive on Colab to survive a disconnect.
-        on_step: called as ``on_step(step, loss)`` after every optimizer step.
+        checkpoint_dir: where ``checkpoint.pt`` lives. With ``resume=True`` a checkpoint of the same
+            run is continued (or, if that run finished, its weights and history are restored without
+            training again); a checkpoint of a different run is refused, naming the difference.
+            On Colab put it on Google Drive (``course_utils.keep_checkpoints_on_drive()``).
+        checkpoint_every, checkpoint_every_s: also checkpoint mid-epoch, every this many steps and/or
+            whenever this many seconds of training have passed since the last checkpoint.
+        on_step: called as ``on_step(step, loss)`` after every optimizer step (this syncs the device
+            every step; leave it out for speed).
 
     Example::
 
         history = fit(model, train_ds, val_data=val_ds, epochs=3, lr=2e-5, schedule="linear",
                       warmup=0.1, checkpoint_dir="checkpoints/ch07")
     """
-    # ---- arguments a learner gets wrong, each with the fix
+    n = _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length)
+    placed = pick_device(device)  # the device given, else the best available (COURSE_DEVICE)
+    device = _training_device(placed)
+    precision = _resolve_amp(amp, device)
+    model.to(device)
+    collate_fn = collate_fn or default_collate
+    optimizer = optimizer or default_optimizer(model, lr, weight_decay)
+    base_lrs = _base_learning_rates(optimizer)
+    group_size = batch_size * accumulation
+    steps_per_epoch = math.ceil(n / group_size)
+    total_steps = max_steps if max_steps is not None else epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    warmup_steps = int(warmup * total_steps) if 0 < warmup < 1 else int(warmup)
+    scaler = torch.amp.GradScaler(device.type if device.type == "cuda" else "cpu",
+                                  enabled=precision.use_grad_scaler)
+    autocast = torch.autocast(device.type, dtype=precision.dtype) if precision.enabled else nullcontext()
+    dtype_name = str(precision.dtype).split(".")[-1]
+
+    # ---- resume: the same run carries on; a finished run is restored, not retrained
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    fingerprint = checkpoint.run_fingerprint(
+        model, optimizer, base_lrs, group_by_length, examples=n, effective_batch=group_size, seed=seed,
+        shuffle=shuffle, steps=total_steps, schedule=schedule, warmup_steps=warmup_steps,
+        clip_norm=clip_norm, precision=dtype_name,
+        loss="the model's own" if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__))
+    saved = {"model": model, "optimizer": optimizer, "scaler": scaler}
+    pos = checkpoint.Position(batch_size=batch_size, accumulation=accumulation)
+    history = History(batch_size=batch_size, accumulation=accumulation, amp_dtype=dtype_name)
+    restored = checkpoint.restore(ckpt_path, fingerprint=fingerprint, **saved) if resume else None
+    if restored is not None:
+        pos, history = restored[0], History(**restored[1])
+        if pos.finished:
+            print(f"This run finished earlier ({pos.step} steps): weights and history restored from "
+                  f"{checkpoint.display_path(ckpt_path)}, nothing retrained. To train again: resume=False or another checkpoint_dir.")
+            model.to(placed)
+            return history
+        history.resumed_from_step = pos.step
+        print(f"Resumed from {checkpoint.display_path(ckpt_path)} at step {pos.step}/{total_steps} (epoch {pos.epoch + 1}).")
+
+    def write_checkpoint(finished: bool = False) -> None:
+        pos.finished, history.steps = finished, pos.step
+        clock.pause()
+        clock.account()
+        clock.checkpoint_s += checkpoint.save(ckpt_path, position=pos, history=history.to_dict(),
+                                              fingerprint=fingerprint, **saved)
+        clock.resume()
+        clock.last_checkpoint_s = clock.training_s()
+
+    # ---- the loop
+    model.train()
+    bar = _progress_bar(total_steps, pos.step, progress)
+    plotter = _LivePlot(history) if live_plot else None
+    losses = _LossLog(history, bar, plotter, log_every)
+    clock = _Clock(history)
+    try:
+        while pos.epoch < epochs and pos.step < total_steps:
+            groups = _epoch_groups(n, group_size, seed, pos.epoch, shuffle, group_by_length)
+            t_epoch = time.perf_counter()
+            for indices in groups[pos.group:]:
+                if pos.step >= total_steps:
+                    break
+                lr_now = _set_learning_rate(optimizer, base_lrs,
+                                            lr_factor(pos.step, total_steps, warmup_steps, schedule))
+                one_step = partial(_accumulate_gradients, model, train_data, indices, collate_fn, loss_fn,
+                                   device=device, autocast=autocast, scaler=scaler, check_labels=pos.step == 0)
+                loss, tokens = _with_oom_backoff(one_step, pos, history, optimizer, device)
+                _apply_gradients(model, optimizer, scaler, clip_norm)
+                pos.step, pos.group = pos.step + 1, pos.group + 1
+                clock.count(len(indices), tokens)
+                losses.add(pos.step, loss, lr_now, flush=pos.step == total_steps or on_step is not None)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(pos.step, history.loss[-1])
+                epoch_ends = pos.group == len(groups) or pos.step == total_steps  # written below then
+                if not epoch_ends and clock.checkpoint_due(pos.step, checkpoint_every, checkpoint_every_s):
+                    write_checkpoint()
+            losses.flush()
+            summary = _epoch_summary(history, pos, steps_per_epoch, t_epoch)
+            if val_data is not None:
+                clock.pause()
+                metrics = evaluate(model, val_data, batch_size=eval_batch_size or pos.batch_size,
+                                   collate_fn=collate_fn, loss_fn=loss_fn, device=device, amp=amp)
+                summary.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, float)})
+                model.train()
+                clock.eval_s += clock.resume()
+            history.epochs.append(summary)
+            _print_epoch(summary, epochs)
+            pos.epoch, pos.group = pos.epoch + 1, 0
+            if pos.step < total_steps:  # the last epoch's checkpoint is the final one, below
+                write_checkpoint()
+    except KeyboardInterrupt:
+        # Interrupted (by the reader, or a callback): keep everything done so far.
+        losses.flush()
+        write_checkpoint()
+        bar.close()
+        if ckpt_path is not None:
+            print(f"Interrupted at step {pos.step}; checkpoint saved to {checkpoint.display_path(ckpt_path)}. Call fit again to resume.")
+        raise
+    bar.close()
+    if plotter is not None:
+        plotter.close()
+    write_checkpoint(finished=True)  # after the history is complete: a re-run restores exactly this
+    model.to(placed)
+    return history
+
+
+# --------------------------------------------------------------------------- fit's parts
+
+
+def _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length) -> int:
+    """Catch the arguments a learner gets wrong, each with the fix; return the number of examples."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
     if not isinstance(accumulation, int) or accumulation < 1:
@@ -316,191 +419,173 @@ def fit(
         raise ValueError(f"epochs must be ≥ 1 (or give max_steps), got {epochs!r}")
     if group_by_length is not None and len(group_by_length) != n:
         raise ValueError(f"group_by_length needs one length per example: {len(group_by_length)} lengths, {n} examples")
+    return n
 
-    device = torch.device(device) if device is not None else pick_device()
-    precision = _resolve_amp(amp, device)
-    model.to(device)
-    collate_fn = collate_fn or default_collate
-    optimizer = optimizer or default_optimizer(model, lr, weight_decay)
-    group_size = batch_size * accumulation
-    steps_per_epoch = math.ceil(n / group_size)
-    total_steps = max_steps if max_steps is not None else epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    warmup_steps = int(warmup * total_steps) if 0 < warmup < 1 else int(warmup)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    scaler = torch.amp.GradScaler("cuda", enabled=precision.use_grad_scaler)
-    autocast = (
-        torch.autocast(device.type, dtype=precision.dtype) if precision.enabled else nullcontext()
-    )
 
-    history = History(batch_size=batch_size, accumulation=accumulation, amp_dtype=str(precision.dtype).split(".")[-1])
-    fingerprint = {"examples": n, "effective_batch": group_size, "seed": seed, "shuffle": shuffle}
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    start_epoch, start_group, step = 0, 0, 0
+def _training_device(device: torch.device) -> torch.device:
+    """Where the steps run: ``device``, except on the lazy-tensor device of the placement check.
 
-    if ckpt_path is not None and resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"the checkpoint in {checkpoint_dir} was made with {state['fingerprint']}, this run has "
-                f"{fingerprint}: use another checkpoint_dir, or resume=False to start over"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, start_group, step = state["epoch"], state["group"], state["step"]
-        batch_size, accumulation = state["batch_size"], state["accumulation"]
-        history = History(**state["history"])
-        history.resumed_from_step = step
-        _set_rng_state(state["rng"])
-        print(f"Resumed from {ckpt_path} at step {step}/{total_steps} (epoch {start_epoch + 1}).")
+    Its TorchScript backend miscomputes some backward passes (a scaled mean loss, a gradient norm),
+    so ``fit`` trains on the CPU there and then leaves the model on the lazy device, which is what
+    the check needs: every later cell that feeds the model a CPU tensor fails, as on a GPU.
+    """
+    return torch.device("cpu") if device.type == "lazy" else device
 
-    def checkpoint(epoch: int, group: int) -> None:
-        if ckpt_path is None:
-            return
-        save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch,
-                "group": group,
-                "step": step,
-                "batch_size": batch_size,
-                "accumulation": accumulation,
-                "history": history.to_dict(),
-                "rng": _rng_state(),
-                "fingerprint": fingerprint,
-            },
-        )
 
-    def set_lr(step_index: int) -> float:
-        factor = lr_factor(step_index, total_steps, warmup_steps, schedule)
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * factor
-        return base_lrs[0] * factor
+def _base_learning_rates(optimizer: torch.optim.Optimizer) -> list[float]:
+    """The schedule's base rates. Kept as ``initial_lr`` (as torch's schedulers do), so an optimizer
+    passed to ``fit`` a second time starts from its base rate, not from where the last schedule ended."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    return [group["initial_lr"] for group in optimizer.param_groups]
 
-    def optimizer_step(indices: list[int]) -> tuple[torch.Tensor, int]:
-        """One optimizer step over ``indices``, split into micro-batches; backs off on OOM."""
-        nonlocal batch_size, accumulation
-        while True:
-            try:
-                total_loss, tokens = torch.zeros((), device=device), 0
-                for start in range(0, len(indices), batch_size):
-                    micro = indices[start : start + batch_size]
-                    batch = _to_device(_fetch(train_data, micro, collate_fn), device)
-                    with autocast:
-                        loss, _, _ = _forward_loss(model, batch, loss_fn, check_labels=step == 0 and start == 0)
-                    # Weight each micro-batch by its share of the step's examples, so the
-                    # summed gradient equals the gradient of the mean loss over all of them.
-                    share = len(micro) / len(indices)
-                    scaler.scale(loss * share).backward()
-                    total_loss += loss.detach() * share
-                    tokens += _count_tokens(batch)
-                return total_loss, tokens
-            except Exception as error:
-                if not is_out_of_memory(error) or batch_size == 1:
-                    raise
-                optimizer.zero_grad(set_to_none=True)
-                del error
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                batch_size, accumulation = max(1, batch_size // 2), accumulation * 2
-                history.batch_size, history.accumulation = batch_size, accumulation
-                history.out_of_memory_backoffs += 1
-                print(f"Out of memory: micro-batch halved to {batch_size}, accumulation doubled to {accumulation}.")
 
-    model.train()
-    bar = _progress_bar(total_steps, step, progress)
-    plotter = _LivePlot(history) if live_plot else None
-    pending_losses: list[torch.Tensor] = []
-    examples = tokens_seen = 0
-    eval_s = checkpoint_s = 0.0  # kept out of train_time_s / examples_per_s
-    t_start = time.perf_counter()
-    epoch, next_group = start_epoch, start_group
-    try:
-        for epoch in range(start_epoch, epochs):
-            groups = _epoch_groups(n, group_size, seed, epoch, shuffle, group_by_length)
-            t_epoch = time.perf_counter()
-            first = start_group if epoch == start_epoch else 0
-            next_group = first
-            for group_index in range(first, len(groups)):
-                if step >= total_steps:
-                    break
-                indices = groups[group_index]
-                current_lr = set_lr(step)
-                loss, n_tokens = optimizer_step(indices)
-                if clip_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                next_group = group_index + 1
-                examples += len(indices)
-                tokens_seen += n_tokens
-                pending_losses.append(loss)
-                history.step.append(step)
-                history.lr.append(current_lr)
-                if len(pending_losses) >= log_every or step == total_steps or on_step is not None:
-                    values = torch.stack(pending_losses).float().cpu().tolist()
-                    history.loss.extend(values)
-                    pending_losses.clear()
-                    bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{current_lr:.2e}", refresh=False)
-                    if plotter is not None:
-                        plotter.update()
-                bar.update(1)
-                if on_step is not None:
-                    on_step(step, history.loss[-1])
-                if checkpoint_every and step % checkpoint_every == 0:
-                    t_pause = time.perf_counter()
-                    checkpoint(epoch, next_group)
-                    checkpoint_s += time.perf_counter() - t_pause
-            if pending_losses:
-                history.loss.extend(torch.stack(pending_losses).float().cpu().tolist())
-                pending_losses.clear()
-            epoch_losses = history.loss[epoch * steps_per_epoch : step]
-            summary = {"epoch": epoch + 1, "step": step,
-                       "train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
-                       "seconds": round(time.perf_counter() - t_epoch, 2)}
-            if val_data is not None:
-                t_pause = time.perf_counter()
-                metrics = evaluate(model, val_data, batch_size=eval_batch_size or batch_size,
-                                   collate_fn=collate_fn, loss_fn=loss_fn, device=device, amp=amp)
-                summary.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, float)})
-                model.train()
-                eval_s += time.perf_counter() - t_pause
-            history.epochs.append(summary)
-            _print_epoch(summary, epochs)
-            t_pause = time.perf_counter()
-            checkpoint(epoch + 1, 0)
-            checkpoint_s += time.perf_counter() - t_pause
-            if step >= total_steps:
-                break
-    except KeyboardInterrupt:
-        # Interrupted (by the reader, or a callback): keep everything done so far.
-        if pending_losses:
-            history.loss.extend(torch.stack(pending_losses).float().cpu().tolist())
-        checkpoint(epoch, next_group)
-        bar.close()
-        if ckpt_path is not None:
-            print(f"Interrupted at step {step}; checkpoint saved to {ckpt_path}. Call fit again to resume.")
-        raise
-    bar.close()
-    if plotter is not None:
-        plotter.close()
+def _set_learning_rate(optimizer, base_lrs: list[float], factor: float) -> float:
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor
+    return base_lrs[0] * factor
 
-    elapsed = time.perf_counter() - t_start - eval_s - checkpoint_s
-    history.steps = step
-    history.train_time_s = round(history.train_time_s + elapsed, 3)
-    history.eval_time_s = round(history.eval_time_s + eval_s, 3)
-    history.examples_seen += examples
-    history.examples_per_s = round(examples / elapsed, 2) if elapsed > 0 and examples else history.examples_per_s
-    if tokens_seen:
-        history.tokens_per_s = round(tokens_seen / elapsed, 1)
-    return history
+
+def _accumulate_gradients(model, data, indices, collate_fn, loss_fn, *, batch_size, device, autocast, scaler,
+                          check_labels=False) -> tuple[torch.Tensor, int]:
+    """Forward and backward over the examples of one optimizer step, ``batch_size`` at a time.
+
+    Returns the step's mean loss (a tensor on ``device``: reading it would wait for the device)
+    and its non-padding token count (counted on the host before the batch moves).
+    """
+    total_loss, tokens = torch.zeros((), device=device), 0
+    for start in range(0, len(indices), batch_size):
+        micro = indices[start : start + batch_size]
+        host_batch = _fetch(data, micro, collate_fn)
+        tokens += _count_tokens(host_batch)
+        batch = _to_device(host_batch, device)
+        with autocast:
+            loss, _, _ = _forward_loss(model, batch, loss_fn, check_labels=check_labels and start == 0)
+        # Weight each micro-batch by its share of the step's examples, so the summed gradient
+        # equals the gradient of the mean loss over all of them.
+        share = len(micro) / len(indices)
+        scaler.scale(loss * share).backward()
+        total_loss += loss.detach().float() * share
+    return total_loss, tokens
+
+
+def _with_oom_backoff(step_fn, pos, history, optimizer, device):
+    """Run ``step_fn(batch_size=...)``; on out-of-memory halve the micro-batch, double the accumulation, try again.
+
+    The effective batch, and so the update, stays the same. At micro-batch 1 the error is raised.
+    """
+    while True:
+        try:
+            return step_fn(batch_size=pos.batch_size)
+        except Exception as error:
+            if not is_out_of_memory(error) or pos.batch_size == 1:
+                raise
+            optimizer.zero_grad(set_to_none=True)
+            del error
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            pos.batch_size, pos.accumulation = max(1, pos.batch_size // 2), pos.accumulation * 2
+            history.batch_size, history.accumulation = pos.batch_size, pos.accumulation
+            history.out_of_memory_backoffs += 1
+            print(f"Out of memory: micro-batch halved to {pos.batch_size}, "
+                  f"accumulation doubled to {pos.accumulation}.")
+
+
+def _apply_gradients(model, optimizer, scaler, clip_norm) -> None:
+    """Clip (on the true, unscaled gradients), step, clear. With fp16, a step whose gradients
+    overflowed is skipped by the scaler and the scale lowered."""
+    if clip_norm is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _end_of_step(device: torch.device) -> None:
+    """A lazy-tensor device (``COURSE_DEVICE=lazy``, the device-placement check) records operations
+    into a graph and runs it here; every other device has already run them."""
+    if device.type == "lazy":
+        import torch._lazy
+
+        torch._lazy.mark_step()
+
+
+class _Clock:
+    """Training time with validation and checkpoint writes left out, and examples/tokens seen."""
+
+    def __init__(self, history: History):
+        self.history = history
+        self.before = (history.train_time_s, history.eval_time_s, history.checkpoint_time_s)  # a resume's past
+        self.start = time.perf_counter()
+        self.paused_s = self.eval_s = self.checkpoint_s = 0.0
+        self.paused_at: float | None = None
+        self.last_checkpoint_s = 0.0  # training seconds at the last checkpoint
+
+    def pause(self) -> None:
+        self.paused_at = time.perf_counter()
+
+    def resume(self) -> float:
+        """End a pause; return how long it lasted."""
+        lasted = time.perf_counter() - self.paused_at
+        self.paused_s += lasted
+        self.paused_at = None
+        return lasted
+
+    def training_s(self) -> float:
+        now = self.paused_at if self.paused_at is not None else time.perf_counter()
+        return now - self.start - self.paused_s
+
+    def count(self, examples: int, tokens: int) -> None:
+        self.history.examples_seen += examples
+        self.history.tokens_seen += tokens
+
+    def checkpoint_due(self, step: int, every_steps: int | None, every_s: float | None) -> bool:
+        """Every ``every_steps`` steps, and/or once ``every_s`` seconds of training have passed."""
+        due = bool(every_steps) and step % every_steps == 0
+        return due or (every_s is not None and self.training_s() - self.last_checkpoint_s >= every_s)
+
+    def account(self) -> None:
+        """Write the totals so far into the history (before each checkpoint, and at the end)."""
+        history, (train_s, eval_s, ckpt_s) = self.history, self.before
+        elapsed = train_s + self.training_s()
+        history.train_time_s = round(elapsed, 3)
+        history.eval_time_s = round(eval_s + self.eval_s, 3)
+        history.checkpoint_time_s = round(ckpt_s + self.checkpoint_s, 3)
+        if elapsed > 0 and history.examples_seen:
+            history.examples_per_s = round(history.examples_seen / elapsed, 2)
+        if elapsed > 0 and history.tokens_seen:
+            history.tokens_per_s = round(history.tokens_seen / elapsed, 1)
+
+
+class _LossLog:
+    """Per-step losses, read from the device every ``log_every`` steps (each read is a sync)."""
+
+    def __init__(self, history: History, bar, plotter, log_every: int):
+        self.history, self.bar, self.plotter, self.log_every = history, bar, plotter, log_every
+        self.pending: list[torch.Tensor] = []
+
+    def add(self, step: int, loss: torch.Tensor, lr: float, flush: bool = False) -> None:
+        self.history.step.append(step)
+        self.history.lr.append(lr)
+        self.pending.append(loss)
+        if flush or len(self.pending) >= self.log_every:
+            self.flush()
+            self.bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if self.plotter is not None:
+                self.plotter.update()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.history.loss.extend(torch.stack(self.pending).float().cpu().tolist())
+            self.pending.clear()
+
+
+def _epoch_summary(history: History, pos, steps_per_epoch: int, t_epoch: float) -> dict:
+    epoch_losses = history.loss[pos.epoch * steps_per_epoch : pos.step]
+    return {"epoch": pos.epoch + 1, "step": pos.step,
+            "train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
+            "seconds": round(time.perf_counter() - t_epoch, 2)}
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
@@ -580,7 +665,8 @@ def evaluate(
     collate_fn = collate_fn or default_collate
     was_training = model.training
     model.eval()
-    total_loss, preds, golds = 0.0, [], []
+    # Sums stay on the device and are read once at the end: no wait for the device per batch.
+    total_loss, preds, golds = torch.zeros((), device=device), [], []
     t0 = time.perf_counter()
     starts = range(0, len(data), batch_size)
     if progress:
@@ -592,13 +678,15 @@ def evaluate(
         batch = _to_device(_fetch(data, indices, collate_fn), device)
         with torch.autocast(device.type, dtype=precision.dtype) if precision.enabled else nullcontext():
             loss, output, labels = _forward_loss(model, batch, loss_fn)
-        total_loss += float(loss) * len(indices)
-        preds.append(_logits(output).float().argmax(-1).cpu())
-        golds.append(labels.cpu())
+        total_loss += loss.detach().float() * len(indices)
+        preds.append(_logits(output).float().argmax(-1))
+        golds.append(labels)
+        _end_of_step(device)
     model.train(was_training)
+    total_loss = float(total_loss)
     elapsed = time.perf_counter() - t0
-    pred = torch.cat(preds).numpy()
-    gold = torch.cat(golds).numpy()
+    pred = torch.cat(preds).cpu().numpy()
+    gold = torch.cat(golds).cpu().numpy()
     result = {
         "loss": total_loss / len(data),
         "accuracy": float((pred == gold).mean()),

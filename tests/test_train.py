@@ -1,5 +1,7 @@
 """fit/evaluate: resume, accumulation, out-of-memory back-off, schedules, bad input."""
 
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -249,3 +251,169 @@ def test_default_optimizer_is_fused_adamw_with_the_same_updates_as_the_loop():
     for a, b in zip(fused_model.parameters(), loop_model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not torch.equal(fused_model[0].weight, make_model()[0].weight), "the parameters did not move"
+
+
+# --------------------------------------------------------------------------- a run that never surprises
+
+
+class TinyTextClassifier(nn.Module):
+    """A Hugging Face-shaped model: ``model(input_ids=, attention_mask=, labels=)`` → ``.loss``, ``.logits``."""
+
+    def __init__(self, vocab=20, hidden=8):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(vocab, hidden), nn.Linear(hidden, 2)
+
+    def forward(self, input_ids, attention_mask, labels=None):
+        mask = attention_mask.unsqueeze(-1).float()
+        logits = self.head((self.embed(input_ids) * mask).sum(1) / mask.sum(1))
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return types.SimpleNamespace(loss=loss, logits=logits)
+
+
+class TextData(torch.utils.data.Dataset):
+    """Padded token ids with a mask: the real tokens of example i are its first 2 + i % 5."""
+
+    def __init__(self, n=48):
+        gen = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(1, 20, (n, 8), generator=gen)
+        self.mask = (torch.arange(8)[None] < (2 + torch.arange(n) % 5)[:, None]).long()
+        self.labels = (self.ids[:, 0] > 10).long()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
+
+
+def text_model(seed=0, hidden=8):
+    torch.manual_seed(seed)
+    return TinyTextClassifier(hidden=hidden)
+
+
+TEXT_RUN = dict(epochs=2, batch_size=8, lr=1e-2, progress=False, seed=1)
+
+
+def test_finished_run_reentered_restores_weights_and_history_without_training(tmp_path, capsys):
+    data = TextData()
+    trained = text_model()
+    first = fit(trained, data, checkpoint_dir=tmp_path, **TEXT_RUN)
+    assert first.tokens_per_s > 0 and first.examples_per_s > 0
+
+    def must_not_train(step, loss):
+        raise AssertionError(f"step {step} ran: a finished run was trained again")
+
+    again = text_model(seed=99)  # a restarted kernel builds the model afresh
+    second = fit(again, data, checkpoint_dir=tmp_path, on_step=must_not_train, **TEXT_RUN)
+    assert second.to_dict() == first.to_dict(), "the restored history differs from the finished run's"
+    assert weights_equal(again, trained)
+    assert "nothing retrained" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"lr": 2e-2}, "learning rate"),
+    ({"max_steps": 5}, "steps"),
+    ({"schedule": "linear"}, "schedule"),
+    ({"warmup": 3}, "warmup_steps"),
+    ({"clip_norm": 1.0}, "clip_norm"),
+    ({"seed": 2}, "seed"),
+    ({"weight_decay": 0.1}, "optimizer settings"),
+])
+def test_resume_refuses_a_changed_setting_and_names_it(tmp_path, change, named):
+    fit(text_model(), TextData(), checkpoint_dir=tmp_path, **TEXT_RUN)
+    with pytest.raises(ValueError, match=named) as refused:
+        fit(text_model(), TextData(), checkpoint_dir=tmp_path, **{**TEXT_RUN, **change})
+    assert "resume=False" in str(refused.value) and "checkpoint_dir" in str(refused.value)
+
+
+def test_resume_refuses_a_different_model_and_names_it(tmp_path):
+    fit(text_model(hidden=8), TextData(), checkpoint_dir=tmp_path, **TEXT_RUN)
+    with pytest.raises(ValueError, match="model: TinyTextClassifier"):
+        fit(text_model(hidden=16), TextData(), checkpoint_dir=tmp_path, **TEXT_RUN)
+
+
+def test_resume_false_starts_over_and_overwrites_the_old_checkpoint(tmp_path):
+    fit(text_model(), TextData(), checkpoint_dir=tmp_path, **TEXT_RUN)
+    changed = {**TEXT_RUN, "lr": 2e-2}
+    history = fit(text_model(), TextData(), checkpoint_dir=tmp_path, resume=False, **changed)
+    assert history.resumed_from_step is None
+    again = fit(text_model(seed=5), TextData(), checkpoint_dir=tmp_path, **changed)  # now resumes the new run
+    assert again.to_dict() == history.to_dict()
+
+
+def test_a_resumed_run_reports_throughput_over_all_its_steps(tmp_path):
+    data = TextData()
+
+    def stop_at_step_7(step, loss):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(text_model(), data, checkpoint_dir=tmp_path, on_step=stop_at_step_7, **TEXT_RUN)
+    history = fit(text_model(), data, checkpoint_dir=tmp_path, **TEXT_RUN)
+    assert history.resumed_from_step == 7 and history.steps == 12
+    assert history.examples_seen == 2 * len(data)
+    assert history.tokens_seen == 2 * int(data.mask.sum())
+    assert history.examples_per_s == pytest.approx(history.examples_seen / history.train_time_s, rel=0.05)  # time in ms
+    assert history.tokens_per_s == pytest.approx(history.tokens_seen / history.train_time_s, rel=0.05)
+
+
+def test_tokens_are_counted_on_the_host_before_the_batch_moves():
+    # On the meta device nothing can be read back: counting the mask there would raise.
+    from contextlib import nullcontext
+
+    from course_utils.train import _accumulate_gradients
+
+    data = TextData()
+    model = text_model().to("meta")
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    loss, tokens = _accumulate_gradients(model, data, list(range(16)), torch.utils.data.default_collate, None,
+                                         batch_size=8, device=torch.device("meta"), autocast=nullcontext(),
+                                         scaler=scaler)
+    assert loss.device.type == "meta"
+    assert tokens == int(data.mask[:16].sum())
+
+
+def test_checkpoints_on_a_time_interval_also_land_mid_epoch(tmp_path, monkeypatch):
+    import course_utils.checkpoint as ckpt
+    import course_utils.train as train_module
+
+    clock = [0.0]
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class OneSecondPerStep(TinyTextClassifier):
+        def forward(self, *args, **kwargs):
+            clock[0] += 1.0  # every micro-batch takes a (fake) second
+            return super().forward(*args, **kwargs)
+
+    steps_at_write = []
+    real_save = ckpt.save_checkpoint
+    monkeypatch.setattr(ckpt, "save_checkpoint",
+                        lambda path, state: (steps_at_write.append(state["position"]["step"]), real_save(path, state)))
+    torch.manual_seed(0)
+    fit(OneSecondPerStep(), TextData(), checkpoint_dir=tmp_path, checkpoint_every_s=2.5, **TEXT_RUN)
+    # 12 steps of 1 s in two epochs: a write once 2.5 s have passed since the last one (steps 3
+    # and 9), at the end of epoch 1 (step 6), and the final one; never twice for the same step.
+    assert steps_at_write == [3, 6, 9, 12]
+
+
+def test_default_optimizer_takes_parameter_groups_and_skips_fused_where_no_kernel():
+    from course_utils.train import default_optimizer
+
+    model = text_model()
+    groups = [{"params": [model.embed.weight], "weight_decay": 0.0},
+              {"params": list(model.head.parameters()), "weight_decay": 0.01}]
+    opt = default_optimizer(groups, lr=1e-3)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.01] and opt.defaults["fused"]
+    on_meta = default_optimizer(text_model().to("meta"), lr=1e-3)
+    assert not on_meta.defaults["fused"]
+
+
+def test_checkpoint_paths_are_shown_without_machine_specific_prefixes(monkeypatch, tmp_path):
+    from course_utils.checkpoint import display_path
+
+    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
+    assert display_path(tmp_path / "cpu" / "07_bert" / "checkpoint.pt") == "$COURSE_CHECKPOINTS/cpu/07_bert/checkpoint.pt"
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.delenv("COURSE_CHECKPOINTS")
+    assert display_path(tmp_path / "x.pt") == f"{tmp_path.name}/x.pt"

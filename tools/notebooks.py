@@ -117,7 +117,16 @@ def problems(path: Path) -> list[str]:
         for out in c.get("outputs", []):
             if out.get("output_type") == "error":
                 found.append(f"{path}: cell {i} has a stored error ({out.get('ename')})")
+            text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            for noise in MACHINE_NOISE:
+                if noise in text:
+                    found.append(f"{path}: cell {i} stores {noise!r}, which says nothing to a reader "
+                                 "(silence it at the source in course_utils, then re-run)")
     return found
+
+
+# What a stored output must not show: this machine's paths and transformers' loading chatter.
+MACHINE_NOISE = (str(ROOT), "site-packages", "/tmp/", "LOAD REPORT", "Loading weights")
 
 
 def execute(path: Path, profile: str, timeout: int) -> dict:
