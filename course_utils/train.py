@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from . import checkpoint
+from . import checkpoint, parallel
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: F401 (public)
 from .device import AmpChoice, amp_dtype, is_out_of_memory, pick_device
 
@@ -299,10 +299,12 @@ def fit(
     """
     n = _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length)
     placed = pick_device(device)  # the device given, else the best available (COURSE_DEVICE)
+    ranks, placed = parallel.join(placed)  # several processes under torchrun, else one
     device = _training_device(placed)
     precision = _resolve_amp(amp, device)
     model.to(device)
     collate_fn = collate_fn or default_collate
+    ranks.same_start(model)
     optimizer = optimizer or default_optimizer(model, lr, weight_decay)
     base_lrs = _base_learning_rates(optimizer)
     group_size = batch_size * accumulation
@@ -328,29 +330,30 @@ def fit(
     restored = checkpoint.restore(ckpt_path, fingerprint=fingerprint, **saved) if resume else None
     if restored is not None:
         pos, history = restored[0], History(**restored[1])
-        if pos.finished:
+        if pos.finished and ranks.is_main:
             print(f"This run finished earlier ({pos.step} steps): weights and history restored from "
                   f"{checkpoint.display_path(ckpt_path)}, nothing retrained. To train again: resume=False or another checkpoint_dir.")
+        if pos.finished:
             model.to(placed)
             return history
         history.resumed_from_step = pos.step
-        print(f"Resumed from {checkpoint.display_path(ckpt_path)} at step {pos.step}/{total_steps} (epoch {pos.epoch + 1}).")
+        _say(ranks, f"Resumed from {checkpoint.display_path(ckpt_path)} at step {pos.step}/{total_steps} (epoch {pos.epoch + 1}).")
 
     def write_checkpoint(finished: bool = False) -> None:
         pos.finished, history.steps = finished, pos.step
         clock.pause()
         clock.account()
-        clock.checkpoint_s += checkpoint.save(ckpt_path, position=pos, history=history.to_dict(),
-                                              fingerprint=fingerprint, **saved)
+        clock.checkpoint_s += checkpoint.save(ckpt_path if ranks.is_main else None, position=pos,
+                                              history=history.to_dict(), fingerprint=fingerprint, **saved)
         clock.resume()
         clock.last_checkpoint_s = clock.training_s()
 
     # ---- the loop
     model.train()
-    bar = _progress_bar(total_steps, pos.step, progress)
-    plotter = _LivePlot(history) if live_plot else None
+    bar = _progress_bar(total_steps, pos.step, progress and ranks.is_main)
+    plotter = _LivePlot(history) if live_plot and ranks.is_main else None
     losses = _LossLog(history, bar, plotter, log_every)
-    clock = _Clock(history)
+    clock = _Clock(history, ranks, device)
     try:
         while pos.epoch < epochs and pos.step < total_steps:
             groups = _epoch_groups(n, group_size, seed, pos.epoch, shuffle, group_by_length)
@@ -360,9 +363,11 @@ def fit(
                     break
                 lr_now = _set_learning_rate(optimizer, base_lrs,
                                             lr_factor(pos.step, total_steps, warmup_steps, schedule))
-                one_step = partial(_accumulate_gradients, model, train_data, indices, collate_fn, loss_fn,
-                                   device=device, autocast=autocast, scaler=scaler, check_labels=pos.step == 0)
+                one_step = partial(_accumulate_gradients, model, train_data, ranks.shard(indices), collate_fn,
+                                   loss_fn, step_examples=len(indices), device=device, autocast=autocast,
+                                   scaler=scaler, check_labels=pos.step == 0)
                 loss, tokens = _with_oom_backoff(one_step, pos, history, optimizer, device)
+                loss = ranks.sum_gradients(model, loss)
                 _apply_gradients(model, optimizer, scaler, clip_norm)
                 pos.step, pos.group = pos.step + 1, pos.group + 1
                 clock.count(len(indices), tokens)
@@ -371,11 +376,14 @@ def fit(
                 if on_step is not None:
                     on_step(pos.step, history.loss[-1])
                 epoch_ends = pos.group == len(groups) or pos.step == total_steps  # written below then
-                if not epoch_ends and clock.checkpoint_due(pos.step, checkpoint_every, checkpoint_every_s):
+                due = clock.checkpoint_due(pos.step, checkpoint_every, checkpoint_every_s)
+                if checkpoint_every_s is not None:
+                    due = ranks.agree(due)  # clocks differ between processes: rank 0 decides
+                if due and not epoch_ends:
                     write_checkpoint()
             losses.flush()
             summary = _epoch_summary(history, pos, steps_per_epoch, t_epoch)
-            if val_data is not None:
+            if val_data is not None and ranks.is_main:
                 clock.pause()
                 metrics = evaluate(model, val_data, batch_size=eval_batch_size or pos.batch_size,
                                    collate_fn=collate_fn, loss_fn=loss_fn, device=device, amp=amp)
@@ -383,13 +391,15 @@ def fit(
                 model.train()
                 clock.eval_s += clock.resume()
             history.epochs.append(summary)
-            _print_epoch(summary, epochs)
+            _say(ranks, _epoch_line(summary, epochs))
             pos.epoch, pos.group = pos.epoch + 1, 0
             if pos.step < total_steps:  # the last epoch's checkpoint is the final one, below
                 write_checkpoint()
     except KeyboardInterrupt:
         # Interrupted (by the reader, or a callback): keep everything done so far.
         losses.flush()
+        if ranks.world > 1:  # the other processes may be anywhere: no collective, no checkpoint
+            raise
         write_checkpoint()
         bar.close()
         if ckpt_path is not None:
@@ -447,8 +457,11 @@ def _set_learning_rate(optimizer, base_lrs: list[float], factor: float) -> float
 
 
 def _accumulate_gradients(model, data, indices, collate_fn, loss_fn, *, batch_size, device, autocast, scaler,
-                          check_labels=False) -> tuple[torch.Tensor, int]:
+                          step_examples=None, check_labels=False) -> tuple[torch.Tensor, int]:
     """Forward and backward over the examples of one optimizer step, ``batch_size`` at a time.
+
+    ``step_examples`` is the step's example count over all processes (default ``len(indices)``,
+    one process): each example's loss is weighted by one over it.
 
     Returns the step's mean loss (a tensor on ``device``: reading it would wait for the device)
     and its non-padding token count (counted on the host before the batch moves).
@@ -463,7 +476,7 @@ def _accumulate_gradients(model, data, indices, collate_fn, loss_fn, *, batch_si
             loss, _, _ = _forward_loss(model, batch, loss_fn, check_labels=check_labels and start == 0)
         # Weight each micro-batch by its share of the step's examples, so the summed gradient
         # equals the gradient of the mean loss over all of them.
-        share = len(micro) / len(indices)
+        share = len(micro) / (step_examples or len(indices))
         scaler.scale(loss * share).backward()
         total_loss += loss.detach().float() * share
     return total_loss, tokens
@@ -514,8 +527,9 @@ def _end_of_step(device: torch.device) -> None:
 class _Clock:
     """Training time with validation and checkpoint writes left out, and examples/tokens seen."""
 
-    def __init__(self, history: History):
-        self.history = history
+    def __init__(self, history: History, ranks, device: torch.device):
+        self.history, self.ranks, self.device = history, ranks, device
+        self.local_tokens = 0  # this process's, since the last account()
         self.before = (history.train_time_s, history.eval_time_s, history.checkpoint_time_s)  # a resume's past
         self.start = time.perf_counter()
         self.paused_s = self.eval_s = self.checkpoint_s = 0.0
@@ -537,8 +551,9 @@ class _Clock:
         return now - self.start - self.paused_s
 
     def count(self, examples: int, tokens: int) -> None:
+        """``examples``: the step's, over all processes; ``tokens``: this process's share."""
         self.history.examples_seen += examples
-        self.history.tokens_seen += tokens
+        self.local_tokens += tokens
 
     def checkpoint_due(self, step: int, every_steps: int | None, every_s: float | None) -> bool:
         """Every ``every_steps`` steps, and/or once ``every_s`` seconds of training have passed."""
@@ -548,6 +563,8 @@ class _Clock:
     def account(self) -> None:
         """Write the totals so far into the history (before each checkpoint, and at the end)."""
         history, (train_s, eval_s, ckpt_s) = self.history, self.before
+        history.tokens_seen += self.ranks.total(self.local_tokens, self.device)
+        self.local_tokens = 0
         elapsed = train_s + self.training_s()
         history.train_time_s = round(elapsed, 3)
         history.eval_time_s = round(eval_s + self.eval_s, 3)
@@ -594,10 +611,16 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", desc="training", mininterval=0.5)
 
 
-def _print_epoch(summary: dict, epochs: int) -> None:
+def _say(ranks, message: str) -> None:
+    """Print once per run: on rank 0 of a data-parallel run."""
+    if ranks.is_main:
+        print(message)
+
+
+def _epoch_line(summary: dict, epochs: int) -> str:
     parts = [f"epoch {summary['epoch']}/{epochs}", f"train loss {summary['train_loss']:.4f}"]
     parts += [f"{k.replace('_', ' ')} {v:.4f}" for k, v in summary.items() if k.startswith("val_") and k not in ("val_examples", "val_examples_per_s")]
-    print(", ".join(parts) + f" ({summary['seconds']:.1f} s)")
+    return ", ".join(parts) + f" ({summary['seconds']:.1f} s)"
 
 
 class _LivePlot:

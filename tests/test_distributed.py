@@ -1,0 +1,89 @@
+"""``fit`` under ``torchrun``: two gloo processes train to the same weights as one process."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from course_utils import fit
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+    import course_utils
+
+    out, ckpt, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(49, 5, generator=gen)
+    data = TensorDataset(x, (x[:, 0] + x[:, 1] > 0).long())
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+
+    def crash(step, loss):
+        if step == crash_at:
+            raise RuntimeError("a process died")
+
+    history = course_utils.fit(model, data, epochs=3, batch_size=4, accumulation=2, lr=1e-2, seed=3,
+                               schedule="linear", warmup=2, clip_norm=1.0, checkpoint_dir=ckpt or None,
+                               checkpoint_every=5, on_step=crash if crash_at else None, progress=False)
+    import torch.distributed as dist
+    if dist.get_rank() == 0:
+        torch.save({"state": model.state_dict(), "steps": history.steps, "examples": history.examples_seen,
+                    "loss": history.loss, "resumed": history.resumed_from_step}, out)
+''')
+
+
+def single_process_run():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(49, 5, generator=gen)
+    data = TensorDataset(x, (x[:, 0] + x[:, 1] > 0).long())
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+    history = fit(model, data, epochs=3, batch_size=4, accumulation=2, lr=1e-2, seed=3, schedule="linear",
+                  warmup=2, clip_norm=1.0, progress=False)
+    return model.state_dict(), history
+
+
+def torchrun(tmp_path, out, ckpt="", crash_at=0):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(out), str(ckpt), str(crash_at)],
+                          capture_output=True, text=True, env=env, timeout=240)
+
+
+@pytest.mark.slow
+def test_fit_under_torchrun_with_two_processes_equals_one_process_with_the_same_call(tmp_path):
+    # The same call in both: a step holds batch_size × accumulation = 8 examples, which two processes
+    # share (4 each). 49 examples: the last step of each epoch has one, so one process has none.
+    # The loss curve must match too: each step's loss is summed over the processes.
+    done = torchrun(tmp_path, tmp_path / "ddp.pt")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    ddp = torch.load(tmp_path / "ddp.pt")
+    single, history = single_process_run()
+    diff = max((ddp["state"][k] - single[k]).abs().max().item() for k in single)
+    assert diff <= 1e-6, f"weights differ by {diff:.2e}"
+    assert ddp["steps"] == history.steps == 21 and ddp["examples"] == 3 * 49
+    assert ddp["loss"] == pytest.approx(history.loss, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_fit_under_torchrun_resumes_after_a_crash_to_the_same_weights(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    crashed = torchrun(tmp_path, tmp_path / "x.pt", ckpt, crash_at=12)
+    assert crashed.returncode != 0 and (ckpt / "checkpoint.pt").exists()
+    resumed = torchrun(tmp_path, tmp_path / "resumed.pt", ckpt)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = torch.load(tmp_path / "resumed.pt")
+    assert result["resumed"] == 10  # the last checkpoint before the crash: mid-epoch 2 (every 5 steps)
+    single, _ = single_process_run()
+    diff = max((result["state"][k] - single[k]).abs().max().item() for k in single)
+    assert diff <= 1e-6, f"weights differ by {diff:.2e}"
