@@ -21,7 +21,8 @@ VENDOR_STAMP := $(VENDOR)/.installed
 NPM_DIR      := _build/npm
 
 PROFILE ?= cpu
-NOTEBOOKS ?= $(wildcard chapters/*.ipynb)
+# Chapters and the notebook pages of book/ (the maths refresher): executed, set up and tested alike.
+NOTEBOOKS ?= $(wildcard chapters/*.ipynb) $(wildcard book/*.ipynb)
 # Instructor sources run top to bottom too: their test cells check the reference solutions.
 EXERCISE_SOURCES := $(wildcard exercises/source/*.ipynb)
 

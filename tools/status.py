@@ -51,8 +51,8 @@ def _memory(record: dict) -> str:
     return f"{peak:,.0f} MiB ({where})"
 
 
-def _chapter(slug: str, runs: dict, linked: bool) -> str:
-    page = f"Page: {{doc}}`../chapters/{slug}`" if linked else "Not in the book yet."
+def _chapter(slug: str, runs: dict, linked: bool, path: str | None = None) -> str:
+    page = f"Page: {{doc}}`../{path or 'chapters/' + slug}`" if linked else "Not in the book yet."
     lines = [f"## `{slug}`", "", page, "", "| Profile | Date | Hardware | Run time | Peak memory |",
              "| --- | --- | --- | --- | --- |"]
     for profile in PROFILES:
@@ -75,9 +75,12 @@ def _chapter(slug: str, runs: dict, linked: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(results: dict, chapters: list[str], in_toc: set[str]) -> str:
-    """The Markdown of the status page for ``chapters`` (slugs, in order)."""
-    return "\n".join([HEADER] + [_chapter(slug, results.get(slug, {}), slug in in_toc) for slug in chapters])
+def render(results: dict, chapters: list[str], in_toc: set[str], paths: dict[str, str] | None = None) -> str:
+    """The Markdown of the status page for ``chapters`` (slugs, in order). ``paths`` gives the page of a
+    notebook outside ``chapters/`` (an appendix: ``{"maths_refresher": "book/maths_refresher"}``)."""
+    paths = paths or {}
+    return "\n".join([HEADER] + [_chapter(slug, results.get(slug, {}), slug in in_toc, paths.get(slug))
+                                 for slug in chapters])
 
 
 def toc_chapters(toc_path: Path) -> set[str]:
@@ -85,12 +88,20 @@ def toc_chapters(toc_path: Path) -> set[str]:
     return {Path(name).stem for name in toc_files(toc_path) if name.startswith("chapters/")}
 
 
+def toc_appendix_notebooks(toc_path: Path) -> dict[str, str]:
+    """Slug → page of the notebook pages in ``_toc.yml`` outside ``chapters/`` (e.g. the maths refresher)."""
+    root = Path(toc_path).parent
+    return {Path(name).stem: name for name in toc_files(toc_path)
+            if not name.startswith("chapters/") and (root / f"{name}.ipynb").exists()}
+
+
 def expected(root: Path = ROOT) -> str:
     """What ``book/status.md`` must hold, from the results file and the table of contents."""
     results_path = root / "book" / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    in_toc = toc_chapters(root / "_toc.yml")
-    return render(results, sorted(in_toc | set(results)), in_toc)
+    appendices = toc_appendix_notebooks(root / "_toc.yml")
+    in_toc = toc_chapters(root / "_toc.yml") | set(appendices)
+    return render(results, sorted(in_toc | set(results)), in_toc, appendices)
 
 
 def main(argv: list[str] | None = None) -> int:
