@@ -269,3 +269,104 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: float) -> float
     if tokens_per_s <= 0:
         raise ValueError(f"tokens_per_s must be > 0, got {tokens_per_s}")
     return price_per_hour / (tokens_per_s * 3600) * 1e6
+
+
+# --------------------------------------------------------------------------------- calculator
+
+
+def estimate(n_params: float, tokens: float, gpu: GPU, *, n_gpus: int = 8, mfu: float = 0.4,
+             price_per_hour: float = 3.0, precision: Precision = MIXED_ADAMW, serve_batch: int = 32) -> dict:
+    """Everything the calculator shows, as numbers: compute, time and cost to train, memory and GPU
+    counts per ZeRO stage, and serving speed and cost. ``price_per_hour`` is per GPU.
+
+    Example: ``estimate(7e9, 2e12, GPUS["H100 SXM"], n_gpus=64)["train_days"]`` is about 38 (8.4e22 FLOPs).
+    """
+    flops = training_flops(n_params, tokens)
+    seconds = training_time_s(flops, gpu, n_gpus=n_gpus, mfu=mfu)
+    serve = decode_tokens_per_s(n_params, gpu, batch=serve_batch, mfu=mfu)
+    return {
+        "train_flops": flops,
+        "train_days": seconds / 86400,
+        "gpu_hours": seconds * n_gpus / 3600,
+        "train_cost": seconds * n_gpus / 3600 * price_per_hour,
+        "bytes_per_device": [zero_bytes_per_device(n_params, n_gpus, s, precision) for s in range(4)],
+        "devices_to_fit": [devices_to_fit(n_params, gpu, s, precision) for s in range(4)],
+        "serve_tokens_per_s": serve,
+        "serve_cost_per_million": cost_per_million_tokens(price_per_hour, serve),
+    }
+
+
+def calculator_figure(n_params: float = 7e9, tokens: float = 2e12, gpu: str = "H100 SXM", n_gpus: int = 64,
+                      mfu: float = 0.4, price_per_hour: float = 3.0, precision: str = MIXED_ADAMW.name,
+                      serve_batch: int = 32):
+    """The calculator as a matplotlib figure: per-device memory by ZeRO stage, and the answers as text."""
+    import matplotlib.pyplot as plt
+
+    device, prec = GPUS[gpu], PRECISIONS[precision]
+    e = estimate(n_params, tokens, device, n_gpus=n_gpus, mfu=mfu, price_per_hour=price_per_hour,
+                 precision=prec, serve_batch=serve_batch)
+    fig, (ax, text) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.1]})
+    gb = [b / 1e9 for b in e["bytes_per_device"]]
+    ax.bar(["0 (DDP)", "1", "2", "3 (FSDP)"], gb, color=["grey", "C0", "C0", "C2"])
+    ax.axhline(device.memory_bytes / 1e9, color="C3", linestyle="--", label=f"{gpu}: {device.memory_bytes / 1e9:.0f} GB")
+    ax.set(yscale="log", xlabel="ZeRO stage", ylabel="model states per device (GB, log)",
+           title=f"{n_params / 1e9:g} B parameters on {n_gpus} GPUs ({prec.total:g} B/param)")
+    ax.legend(loc="lower left")
+    fits = ", ".join(f"stage {s}: {n if n else 'never'}" for s, n in enumerate(e["devices_to_fit"]))
+    lines = [
+        f"train on {tokens / 1e9:,.0f} B tokens: {e['train_flops']:.2e} FLOPs (6ND)",
+        f"{n_gpus} x {gpu} at MFU {mfu:.0%}: {e['train_days']:,.1f} days, {e['gpu_hours']:,.0f} GPU-hours",
+        f"at ${price_per_hour:.2f} per GPU-hour: ${e['train_cost']:,.0f}",
+        f"GPUs whose memory holds the model states (80% used): {fits}",
+        f"serving, batch {serve_batch}: {e['serve_tokens_per_s']:,.0f} tokens/s per GPU",
+        f"  = ${e['serve_cost_per_million']:.3f} per million tokens generated",
+        f"peak {device.peak_flops / 1e12:,.0f} TFLOP/s, {device.bandwidth / 1e12:.2f} TB/s",
+    ]
+    text.axis("off")
+    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8.5, wrap=True)
+    fig.tight_layout()
+    return fig, e
+
+
+def cost_calculator(interactive: bool | None = None, **choice):
+    """Show the calculator: a static figure always; in a live notebook, controls that redraw it.
+
+    ``choice`` sets the starting values (the ones a rendered book shows), named as in
+    :func:`calculator_figure`. Returns the numbers of the figure on screen (:func:`estimate`).
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .widgets import in_live_notebook
+
+    state = {"n_params": 7e9, "tokens": 2e12, "gpu": "H100 SXM", "n_gpus": 64, "mfu": 0.4,
+             "price_per_hour": 3.0, "precision": MIXED_ADAMW.name, "serve_batch": 32, **choice}
+    fig, numbers = calculator_figure(**state)
+    plt.close(fig)
+    handle = display(fig, display_id=True)
+    if not (interactive if interactive is not None else in_live_notebook()):
+        return numbers
+    import ipywidgets as w
+
+    controls = {
+        "n_params": w.FloatLogSlider(value=state["n_params"], base=10, min=8, max=12, description="parameters"),
+        "tokens": w.FloatLogSlider(value=state["tokens"], base=10, min=9, max=13.5, description="tokens"),
+        "gpu": w.Dropdown(options=list(GPUS), value=state["gpu"], description="GPU"),
+        "n_gpus": w.Dropdown(options=[2**k for k in range(14)], value=state["n_gpus"], description="GPUs"),
+        "mfu": w.FloatSlider(value=state["mfu"], min=0.05, max=0.7, step=0.05, description="MFU"),
+        "price_per_hour": w.FloatSlider(value=state["price_per_hour"], min=0.2, max=10, step=0.1,
+                                        description="$/GPU-hour"),
+        "precision": w.Dropdown(options=list(PRECISIONS), value=state["precision"], description="precision"),
+        "serve_batch": w.Dropdown(options=[1, 8, 32, 128, 512], value=state["serve_batch"], description="serve batch"),
+    }
+
+    def redraw(change):
+        state.update({name: box.value for name, box in controls.items()})
+        new, _ = calculator_figure(**state)
+        plt.close(new)
+        handle.update(new)
+
+    for box in controls.values():
+        box.observe(redraw, names="value")
+    display(w.VBox(list(controls.values())))
+    return numbers

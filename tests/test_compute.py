@@ -126,3 +126,25 @@ def test_bad_arguments_name_themselves():
 def test_every_gpu_row_cites_its_source():
     for gpu in GPUS.values():
         assert "datasheet" in gpu.source and gpu.peak_flops > 1e13 and gpu.memory_bytes >= 16e9
+
+
+def test_estimate_7b_on_2t_tokens_with_64_h100_takes_about_38_days():
+    from course_utils.compute import estimate
+
+    e = estimate(7e9, 2e12, GPUS["H100 SXM"], n_gpus=64, mfu=0.4, price_per_hour=3.0)
+    assert e["train_days"] == pytest.approx(8.4e22 / (64 * 989e12 * 0.4) / 86400)
+    assert e["train_days"] == pytest.approx(38.4, abs=0.1)
+    assert e["train_cost"] == pytest.approx(e["gpu_hours"] * 3.0)
+    assert e["devices_to_fit"][3] == 2 and e["devices_to_fit"][0] is None  # 112 GB of states
+
+
+def test_calculator_draws_a_static_figure_with_the_estimate(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.compute import calculator_figure
+
+    fig, numbers = calculator_figure(n_params=1e9, tokens=2e10, gpu="T4", n_gpus=4)
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    assert bars == pytest.approx([b / 1e9 for b in numbers["bytes_per_device"]])
+    assert bars[0] == pytest.approx(16) and bars[3] == pytest.approx(4)
