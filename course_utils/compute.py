@@ -311,19 +311,22 @@ def calculator_figure(n_params: float = 7e9, tokens: float = 2e12, gpu: str = "H
     ax.axhline(device.memory_bytes / 1e9, color="C3", linestyle="--", label=f"{gpu}: {device.memory_bytes / 1e9:.0f} GB")
     ax.set(yscale="log", xlabel="ZeRO stage", ylabel="model states per device (GB, log)",
            title=f"{n_params / 1e9:g} B parameters on {n_gpus} GPUs ({prec.total:g} B/param)")
-    ax.legend(loc="lower left")
-    fits = ", ".join(f"stage {s}: {n if n else 'never'}" for s, n in enumerate(e["devices_to_fit"]))
+    ax.legend(loc="upper right")
+    fits = ", ".join(f"{s}: {n if n else 'never'}" for s, n in enumerate(e["devices_to_fit"]))
+    dollar = "\\$"  # a plain $ would start matplotlib's maths mode
     lines = [
         f"train on {tokens / 1e9:,.0f} B tokens: {e['train_flops']:.2e} FLOPs (6ND)",
-        f"{n_gpus} x {gpu} at MFU {mfu:.0%}: {e['train_days']:,.1f} days, {e['gpu_hours']:,.0f} GPU-hours",
-        f"at ${price_per_hour:.2f} per GPU-hour: ${e['train_cost']:,.0f}",
-        f"GPUs whose memory holds the model states (80% used): {fits}",
+        f"{n_gpus} x {gpu} at MFU {mfu:.0%}:",
+        f"  {e['train_days']:,.1f} days, {e['gpu_hours']:,.0f} GPU-hours",
+        f"  at {dollar}{price_per_hour:.2f} per GPU-hour: {dollar}{e['train_cost']:,.0f}",
+        "GPUs to hold the model states (80% of memory),",
+        f"  by ZeRO stage: {fits}",
         f"serving, batch {serve_batch}: {e['serve_tokens_per_s']:,.0f} tokens/s per GPU",
-        f"  = ${e['serve_cost_per_million']:.3f} per million tokens generated",
-        f"peak {device.peak_flops / 1e12:,.0f} TFLOP/s, {device.bandwidth / 1e12:.2f} TB/s",
+        f"  = {dollar}{e['serve_cost_per_million']:.3f} per million tokens generated",
+        f"{gpu}: peak {device.peak_flops / 1e12:,.0f} TFLOP/s, {device.bandwidth / 1e12:.2f} TB/s",
     ]
     text.axis("off")
-    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8.5, wrap=True)
+    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9)
     fig.tight_layout()
     return fig, e
 

@@ -148,3 +148,14 @@ def test_calculator_draws_a_static_figure_with_the_estimate(monkeypatch):
     bars = [p.get_height() for p in fig.axes[0].patches]
     assert bars == pytest.approx([b / 1e9 for b in numbers["bytes_per_device"]])
     assert bars[0] == pytest.approx(16) and bars[3] == pytest.approx(4)
+
+
+def test_calculator_with_live_controls_shows_the_same_numbers(capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.compute import cost_calculator, estimate
+
+    shown = cost_calculator(interactive=True, n_params=1e9, tokens=2e10, gpu="T4", n_gpus=4)
+    assert shown == estimate(1e9, 2e10, GPUS["T4"], n_gpus=4)
+    assert "VBox" in capsys.readouterr().out  # the controls were displayed under the figure
