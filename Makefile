@@ -63,9 +63,10 @@ notebooks: $(STAMP)
 # The same notebooks with every model that fit places on PyTorch's lazy-tensor device
 # (COURSE_DEVICE=lazy): CPU-backed, but it refuses CPU tensors as a GPU does, so a cell that feeds
 # a placed model an input it forgot to move (`.to(model.device)`) fails here, without a GPU.
-# Left out: chapters 3 and 5 measure time and memory on cfg.device (meaningless on a lazy device),
+# Left out: chapters 3, 5 and 10 measure time and memory on cfg.device (meaningless on a lazy device),
 # and chapter 4's packed LSTM has no lazy kernel; those three move every input with .to(cfg.device).
-NOT_ON_LAZY := chapters/03_training.ipynb chapters/04_lstm_baselines.ipynb chapters/05_attention_math.ipynb
+NOT_ON_LAZY := chapters/03_training.ipynb chapters/04_lstm_baselines.ipynb chapters/05_attention_math.ipynb \
+	chapters/10_compute_cost.ipynb
 placement: $(STAMP)
 	OMP_NUM_THREADS=1 COURSE_DEVICE=lazy COURSE_PROFILE=smoke COURSE_CHECKPOINTS=$$(mktemp -d) $(BIN)/pytest -q -n 2 --dist loadfile \
 		-p no:cacheprovider --nbval-lax --nbval-current-env $(filter-out $(NOT_ON_LAZY),$(NOTEBOOKS)) $(EXERCISE_SOURCES)
