@@ -64,7 +64,7 @@ notebooks: $(STAMP)
 # (COURSE_DEVICE=lazy): CPU-backed, but it refuses CPU tensors as a GPU does, so a cell that feeds
 # a placed model an input it forgot to move (`.to(model.device)`) fails here, without a GPU.
 # Left out: chapters 3, 5 and 10 measure time and memory on cfg.device (meaningless on a lazy device),
-# and chapter 4's packed LSTM has no lazy kernel; those three move every input with .to(cfg.device).
+# and chapter 4's packed LSTM has no lazy kernel; those four move every input with .to(cfg.device).
 NOT_ON_LAZY := chapters/03_training.ipynb chapters/04_lstm_baselines.ipynb chapters/05_attention_math.ipynb \
 	chapters/10_compute_cost.ipynb
 placement: $(STAMP)
