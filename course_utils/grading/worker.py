@@ -1,0 +1,82 @@
+"""The checking process of one submission: ``python -m course_utils.grading.worker JOB.json``.
+
+Started by :func:`course_utils.grading.grade.grade_submission`, in a session of its own. In
+order, it
+
+1. reads the job and every test file into memory (before any of the submission's code runs,
+   so changing the files later changes nothing);
+2. starts a fresh kernel in an empty folder and runs the submission's code cells there, each
+   with a time limit (:mod:`course_utils.grading.isolation`);
+3. runs every test case here, in this process: inputs and reference values are computed here,
+   the student's functions run in the kernel, and their answers come back as plain values;
+4. prints one JSON line with the results on its standard output (the kernel's own output goes
+   to a log file, so nothing the submission prints can pass for a result).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .isolation import PRELUDE, JupyterKernel, kill_group
+from .kernels import KernelLost
+from .testfiles import load_tests, run_test_file
+
+SETUP_CELL_TIMEOUT = 120  # the setup cell imports torch: give it time on a slow machine
+
+
+def grade_job(job: dict) -> dict:
+    """Run the cells of ``job`` in a kernel, then its tests here; the summary as a dict."""
+    clock = time.monotonic()
+    tests = load_tests(Path(job["tests_dir"]))
+    timeout = float(job["timeout"])
+    summary: dict = {"tests": {}, "cells": [], "notes": [], "stopped": None, "phases": {}}
+    kernel = JupyterKernel(Path(job["work_dir"]), Path(job["io_dir"]), job["env"], request_timeout=timeout)
+    Path(job["kernel_pid"]).write_text(str(kernel.pid or ""))
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        summary["phases"][name] = round(time.monotonic() - clock, 2)
+        clock = time.monotonic()
+
+    phase("kernel_start")
+    try:
+        prelude = kernel.run_cell(PRELUDE, SETUP_CELL_TIMEOUT, silent=True)
+        if prelude.error:
+            summary["notes"].append(f"the grader's helper did not start in the kernel: {prelude.error}")
+        phase("kernel_prelude")
+        for cell in job["cells"]:
+            limit = max(timeout, SETUP_CELL_TIMEOUT) if cell["setup"] else timeout
+            started = time.monotonic()
+            outcome = kernel.run_cell(cell["source"], limit)
+            summary["cells"].append({"cell": cell["index"], "error": outcome.error,
+                                     "timed_out": outcome.timed_out, "output_bytes": outcome.output_bytes,
+                                     "seconds": round(time.monotonic() - started, 2)})
+        phase("cells")
+        for name, test in tests.items():
+            result = run_test_file(test, kernel)
+            summary["tests"][name] = {
+                "score": result.score, "possible": result.possible,
+                "failed": [{"test": c.name, "hidden": c.hidden, "message": c.message[:400]}
+                           for c in result.failed]}
+        phase("tests")
+    except KernelLost as error:
+        summary["stopped"] = str(error)
+    finally:
+        kernel.shutdown()
+        kill_group(kernel.pid)
+    return summary
+
+
+def main(job_file: str) -> int:
+    job = json.loads(Path(job_file).read_text())
+    summary = grade_job(job)
+    sys.stdout.write("\n" + json.dumps(summary) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
