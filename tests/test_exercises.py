@@ -48,15 +48,22 @@ def assigned(tmp_path_factory):
     return {ex: grading.assign_exercise(ROOT / "exercises" / "source" / f"{ex}.ipynb", out / ex) for ex in EXERCISES}
 
 
+_SOLUTIONS: dict[Path, dict] = {}
+
+
 def solution_namespace(assigned_output: grading.AssignOutput) -> dict:
-    """The variables of the reference solution, run in this process (its check cells left out)."""
-    nb = nbformat.read(assigned_output.solution_notebook, as_version=4)
-    env = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in nb.cells:
-            if cell.cell_type == "code" and not cell.source.lstrip().startswith("grader."):
-                exec(compile(cell.source, "<solution>", "exec"), env)
-    return env
+    """The variables of the reference solution, run in this process once (its check cells left
+    out); each caller gets its own copy of the namespace to add a snippet to."""
+    path = assigned_output.solution_notebook
+    if path not in _SOLUTIONS:
+        nb = nbformat.read(path, as_version=4)
+        env = {"__name__": "__main__"}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for cell in nb.cells:
+                if cell.cell_type == "code" and not cell.source.lstrip().startswith("grader."):
+                    exec(compile(cell.source, "<solution>", "exec"), env)
+        _SOLUTIONS[path] = env
+    return dict(_SOLUTIONS[path])
 
 
 def run_question(env: dict, tests_dir: Path, question: str) -> FileResult:
