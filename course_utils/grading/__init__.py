@@ -40,7 +40,14 @@ One job per module:
 
 from __future__ import annotations
 
-from .build import AssignOutput, Question, assign_exercise, full_tests_dir, read_questions, source_notebook
+from .build import (
+    AssignOutput,
+    Question,
+    assign_exercise,
+    full_tests_dir,
+    read_questions,
+    source_notebook,
+)
 from .grade import DEFAULT_TIMEOUT, grade_class, grade_submission, whole_submission_limit
 from .report import GradeReport, QuestionScore
 from .selfcheck import Grader, exercise_tests_dir, known_exercises, notebook_grader

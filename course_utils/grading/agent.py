@@ -42,15 +42,18 @@ class Agent:
     -> ``{"status": "ok", "value": 6}``.
     """
 
-    def __init__(self, namespace: dict):
+    def __init__(self, namespace: dict, guard: bool = False):
         self.namespace = namespace
         capture_tensor_methods()
+        self._restore = _snapshot_libraries() if guard else None
 
     def handle(self, request: dict | bytes) -> dict:
         """One request (a dict, or a pickled one): ``lookup``, ``call`` or ``evaluate``.
 
         Always returns a dict; references to notebook names in a pickled request resolve here.
         """
+        if self._restore is not None:
+            self._restore()  # library attributes the submission rebound are put back first
         _CURRENT.append(self)
         try:
             if isinstance(request, bytes):
@@ -172,6 +175,55 @@ def _describe(error: BaseException) -> str:
 
 
 def install(namespace: dict):
-    """Start an agent on ``namespace``; returns the function the grader calls per request."""
-    agent = Agent(namespace)
+    """Start an agent on ``namespace``; returns the function the grader calls per request.
+
+    Called before the submission's first cell: the agent keeps a copy of the attributes of the
+    libraries the checks' inputs and the student's code use, and puts back any the submission
+    rebinds before it serves each request.
+    """
+    agent = Agent(namespace, guard=True)
     return agent.handle_files
+
+
+def _guarded_owners() -> list:
+    """Modules and classes whose attributes a submission could rebind to fool a computation."""
+    import math
+    import operator
+    import sys
+
+    import numpy
+    import torch
+
+    from . import plain
+
+    owners = [builtins, operator, math, numpy, numpy.testing, numpy.linalg, torch, torch.Tensor, torch._C.TensorBase,
+              torch.nn.functional, torch.nn.init, torch.linalg, torch.special, torch.testing,
+              torch.autograd, torch.optim, torch.utils.data, plain, sys.modules[__name__]]
+    owners += [c for c in vars(torch.nn).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)]
+    owners += [c for c in vars(torch.optim).values() if isinstance(c, type)]
+    return owners
+
+
+def _snapshot_libraries():
+    """A function that puts every attribute of :func:`_guarded_owners` back as it is now."""
+    saved = [(owner, dict(vars(owner))) for owner in _guarded_owners()]
+
+    def restore(saved=saved, setattr=setattr, delattr=delattr, vars=vars, list=list, isinstance=isinstance,
+                type=type, missing=_ABSENT):
+        for owner, attributes in saved:
+            current = vars(owner)
+            for name, value in attributes.items():
+                if current.get(name, missing) is not value:
+                    try:
+                        setattr(owner, name, value)
+                    except (AttributeError, TypeError):
+                        pass
+            if isinstance(owner, type):  # a method added to a class hides the one it inherits
+                for name in list(current):
+                    if name not in attributes:
+                        try:
+                            delattr(owner, name)
+                        except (AttributeError, TypeError):
+                            pass
+
+    return restore

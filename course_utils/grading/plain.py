@@ -238,6 +238,8 @@ def number(value, name: str = "the answer") -> float:
         kind = str(value.dtype)
         if "bool" not in kind and "complex" not in kind:
             return float(value.reshape(-1)[0])
+    if getattr(value, "_why", ""):  # a Remote for an object that could not cross: say why
+        raise AssertionError(value._why)
     got = getattr(value, "_type", None) or type(value).__name__  # a Remote says what it stands for
     if shape is not None:
         got = f"{got} of shape {tuple(shape)}"
