@@ -147,18 +147,39 @@ def assign_exercise(source: Path, out_dir: Path) -> AssignOutput:
                         out_dir / "autograder" / "tests", out_dir / "autograder" / source.name)
 
 
+def _cache_path(source: Path, kind: str, cache_dir: Path | None) -> Path:
+    """Where the ``kind`` of ``source`` is cached, keyed by the source's contents and otter's version."""
+    from importlib.metadata import version
+
+    key = f"{version('otter-grader')}/{_CACHE_VERSION}".encode()
+    digest = hashlib.sha256(Path(source).read_bytes() + key).hexdigest()[:16]
+    return (Path(cache_dir) if cache_dir else _default_cache_dir()) / f"{Path(source).stem}-{digest}-{kind}"
+
+
+def cached_questions(source: Path, cache_dir: Path | None = None) -> list[Question]:
+    """:func:`read_questions`, cached as JSON beside the tests (reading needs otter, which is slow to import)."""
+    cached = _cache_path(source, "questions.json", cache_dir)
+    try:
+        return [Question(q["name"], q["points"], q["manual"], tuple(q["defines"]), tuple(q["templates"]))
+                for q in json.loads(cached.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, KeyError, TypeError):
+        questions = read_questions(source)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps([q.__dict__ for q in questions]), encoding="utf-8")
+    os.replace(partial, cached)
+    return questions
+
+
 def full_tests_dir(source: Path, cache_dir: Path | None = None) -> Path:
     """The folder of full test files (public and hidden) of a source notebook, built once and cached.
 
     The cache (default ``_build/exercises/`` in the repository, else a temporary folder) is keyed
     by the source's contents and the otter version, so an edited source is rebuilt.
     """
-    import otter
-
     source = Path(source).resolve()
-    digest = hashlib.sha256(source.read_bytes() + f"{otter.__version__}/{_CACHE_VERSION}".encode())
-    cache_dir = Path(cache_dir) if cache_dir else _default_cache_dir()
-    cached = cache_dir / f"{source.stem}-{digest.hexdigest()[:16]}-tests"
+    cached = _cache_path(source, "tests", cache_dir)
+    cache_dir = cached.parent
     if cached.is_dir():
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 from .build import (
     REPO_ROOT,
     Question,
+    cached_questions,
     full_tests_dir,
-    read_questions,
     source_exercises,
     source_notebook,
     tests_from_zip,
@@ -83,9 +83,9 @@ def grade_submission(path: Path | str, *, exercise: str | None = None, timeout: 
     questions: list[Question] = []
     if autograder is None:
         source = Path(source) if source else source_notebook(exercise)
-        questions = read_questions(source)
+        questions = cached_questions(source)
     elif source:
-        questions = read_questions(Path(source))
+        questions = cached_questions(Path(source))
     watched = _watched_files(source, extra_tests)
     before = _digests(watched)
     with tempfile.TemporaryDirectory(prefix="course_grade_") as tmp:
@@ -135,7 +135,8 @@ def _run_worker(job_dir: Path, tests_dir: Path, cells: list[dict], timeout: floa
            "io_dir": str(io), "env": kernel_env, "kernel_pid": str(job_dir / "kernel.pid")}
     (job_dir / "job.json").write_text(json.dumps(job))
     limit = whole_submission_limit(timeout)
-    proc = subprocess.Popen([sys.executable, "-m", "course_utils.grading.worker", str(job_dir / "job.json")],
+    worker = Path(__file__).with_name("worker.py")  # as a script: see its first lines
+    proc = subprocess.Popen([sys.executable, str(worker), str(job_dir / "job.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kernel_env, cwd=job_dir,
                             start_new_session=True)
     try:

@@ -1,4 +1,4 @@
-"""The checking process of one submission: ``python -m course_utils.grading.worker JOB.json``.
+"""The checking process of one submission: ``python course_utils/grading/worker.py JOB.json``.
 
 Started by :func:`course_utils.grading.grade.grade_submission`, in a session of its own. In
 order, it
@@ -15,14 +15,27 @@ order, it
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
-from .isolation import PRELUDE, JupyterKernel, kill_group
-from .kernels import KernelLost
-from .testfiles import load_tests, run_test_file
+if __name__ == "__main__" and not __package__:
+    # Run as a script by grade.py: make `course_utils` a bare package, so that importing the
+    # grading modules below does not run course_utils/__init__.py, which imports torch. torch is
+    # imported in a thread instead, while the kernel starts (both take seconds).
+    import types
+
+    _package = types.ModuleType("course_utils")
+    _package.__path__ = [str(Path(__file__).resolve().parents[1])]
+    sys.modules["course_utils"] = _package
+    __package__ = "course_utils.grading"
+
+from .isolation import PRELUDE, JupyterKernel, kill_group  # noqa: E402
+from .kernels import KernelLost  # noqa: E402
+from .testfiles import load_tests, run_test_file  # noqa: E402
 
 SETUP_CELL_TIMEOUT = 120  # the setup cell imports torch: give it time on a slow machine
 
@@ -33,6 +46,7 @@ def grade_job(job: dict) -> dict:
     tests = load_tests(Path(job["tests_dir"]))
     timeout = float(job["timeout"])
     summary: dict = {"tests": {}, "cells": [], "notes": [], "stopped": None, "phases": {}}
+    threading.Thread(target=importlib.import_module, args=("torch",), daemon=True).start()
     kernel = JupyterKernel(Path(job["work_dir"]), Path(job["io_dir"]), job["env"], request_timeout=timeout)
     Path(job["kernel_pid"]).write_text(str(kernel.pid or ""))
 
