@@ -28,6 +28,8 @@ if __name__ == "__main__" and not __package__:
     # imported in a thread instead, while the kernel starts (both take seconds).
     import types
 
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]  # this folder is not a place to import from (its kernels.py is not `kernels`)
     _package = types.ModuleType("course_utils")
     _package.__path__ = [str(Path(__file__).resolve().parents[1])]
     sys.modules["course_utils"] = _package
@@ -36,6 +38,9 @@ if __name__ == "__main__" and not __package__:
 from .isolation import PRELUDE, JupyterKernel, kill_group  # noqa: E402
 from .kernels import KernelLost  # noqa: E402
 from .testfiles import load_tests, run_test_file  # noqa: E402
+
+if __name__ == "__main__":
+    __package__ = None  # done with relative imports; libraries that look at __main__ expect a script
 
 SETUP_CELL_TIMEOUT = 120  # the setup cell imports torch: give it time on a slow machine
 
