@@ -237,7 +237,7 @@ def number(value, name: str = "the answer") -> float:
     if shape is not None and type(value).__name__ in ("Tensor", "ndarray") and math.prod(shape) == 1:
         kind = str(value.dtype)
         if "bool" not in kind and "complex" not in kind:
-            return float(value.reshape(-1)[0])
+            return float(value.reshape(-1)[0].item())
     if getattr(value, "_why", ""):  # a Remote for an object that could not cross: say why
         raise AssertionError(value._why)
     got = getattr(value, "_type", None) or type(value).__name__  # a Remote says what it stands for
