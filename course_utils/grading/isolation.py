@@ -53,8 +53,8 @@ class JupyterKernel(Kernel):
         self.io_dir, self.request_timeout = Path(io_dir), request_timeout
         self._count = itertools.count()
         self.km = KernelManager(kernel_name="python3")
-        log = open(Path(io_dir) / "kernel.log", "wb")  # noqa: SIM115  (open for the kernel's lifetime)
-        self.km.start_kernel(cwd=str(work_dir), env=env, stdout=log, stderr=log)
+        self._log = open(Path(io_dir) / "kernel.log", "wb")  # noqa: SIM115  (open for the kernel's lifetime)
+        self.km.start_kernel(cwd=str(work_dir), env=env, stdout=self._log, stderr=self._log)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
@@ -121,6 +121,7 @@ class JupyterKernel(Kernel):
         except Exception:  # noqa: BLE001  (a dead kernel is what we want)
             pass
         kill_group(pid)
+        self._log.close()
 
 
 def _what(request: dict) -> str:
