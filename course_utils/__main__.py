@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="environment, GPU, precision, profile and asset report")
-    from .grading import add_grade_commands, main_grade
+    from .grading.cli import add_grade_commands, main_grade
 
-    add_grade_commands(sub)  # grade, grade-class: see course_utils/grading.py
+    add_grade_commands(sub)  # grade, grade-class: see course_utils/grading/cli.py
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return 0 if doctor() else 1

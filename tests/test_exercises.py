@@ -1,5 +1,6 @@
 """Every exercise under exercises/source/ is sound: generated files fresh, solution full marks,
-template zero, every listed wrong answer rejected by its question's tests."""
+template zero, every listed wrong answer rejected by its question's tests, and every listed
+alternative correct answer (another idiom) given full marks."""
 
 import contextlib
 import io
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 from course_utils import grading
+from course_utils.grading.kernels import LocalKernel
+from course_utils.grading.testfiles import FileResult, load_tests, run_test_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -29,7 +32,13 @@ def wrong_answers(exercise: str) -> dict[str, list[dict]]:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
+def other_answers(exercise: str) -> dict[str, list[dict]]:
+    path = ROOT / "exercises" / "source" / f"{exercise}.right.yml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
 WRONG = [(ex, q, i) for ex in EXERCISES for q, snippets in wrong_answers(ex).items() for i in range(len(snippets))]
+RIGHT = [(ex, q, i) for ex in EXERCISES for q, snippets in other_answers(ex).items() for i in range(len(snippets))]
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +48,28 @@ def assigned(tmp_path_factory):
     return {ex: grading.assign_exercise(ROOT / "exercises" / "source" / f"{ex}.ipynb", out / ex) for ex in EXERCISES}
 
 
+_SOLUTIONS: dict[Path, dict] = {}
+
+
 def solution_namespace(assigned_output: grading.AssignOutput) -> dict:
-    """The variables of the reference solution, run in this process (its check cells left out)."""
-    nb = nbformat.read(assigned_output.all_tests.parent / assigned_output.student_notebook.name, as_version=4)
-    env = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in nb.cells:
-            if cell.cell_type == "code" and not cell.source.lstrip().startswith("grader."):
-                exec(compile(cell.source, "<solution>", "exec"), env)
-    return env
+    """The variables of the reference solution, run in this process once (its check cells left
+    out); each caller gets its own copy of the namespace to add a snippet to."""
+    path = assigned_output.solution_notebook
+    if path not in _SOLUTIONS:
+        nb = nbformat.read(path, as_version=4)
+        env = {"__name__": "__main__"}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for cell in nb.cells:
+                if cell.cell_type == "code" and not cell.source.lstrip().startswith("grader."):
+                    exec(compile(cell.source, "<solution>", "exec"), env)
+        _SOLUTIONS[path] = env
+    return dict(_SOLUTIONS[path])
 
 
-def run_question(env: dict, tests_dir: Path, question: str):
-    """Run one question's full test file (public and hidden cases) against ``env``."""
-    from otter.nbmeta_config import NBMetadataConfig
-    from otter.test_files import create_test_file
-
-    test = create_test_file(str(tests_dir / f"{question}.py"), NBMetadataConfig())
-    test.run(env)
-    return test
+def run_question(env: dict, tests_dir: Path, question: str) -> FileResult:
+    """Run one question's full test file (public and hidden cases) against ``env``, in this
+    process but through the same protocol as grading (answers cross as plain values)."""
+    return run_test_file(load_tests(tests_dir)[question], LocalKernel(env))
 
 
 def test_there_is_at_least_the_pilot_exercise():
@@ -145,8 +157,7 @@ def test_reference_solution_passes_every_test_in_process(exercise, assigned):
     env = solution_namespace(assigned[exercise])
     for path in sorted(assigned[exercise].all_tests.glob("*.py")):
         test = run_question(env, assigned[exercise].all_tests, path.stem)
-        failed = [r.message for r in test.test_case_results if not r.passed]
-        assert test.score == test.possible, f"{path.stem}: {failed}"
+        assert test.score == test.possible, f"{path.stem}: {[c.message for c in test.failed]}"
 
 
 @pytest.mark.parametrize(("exercise", "question", "index"), WRONG,
@@ -157,6 +168,27 @@ def test_wrong_answer_is_rejected_by_its_question(exercise, question, index, ass
     exec(compile(snippet["code"], f"<wrong {question}>", "exec"), env)  # a plausible answer: it runs
     test = run_question(env, assigned[exercise].all_tests, question)
     assert test.score < test.possible, f"{question} gave full marks to: {snippet['mistake']}"
+    assert all(c.message for c in test.failed), "every failed test should say what is wrong"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_every_auto_graded_question_lists_two_other_correct_answers(exercise):
+    questions = grading.read_questions(ROOT / "exercises" / "source" / f"{exercise}.ipynb")
+    right = other_answers(exercise)
+    for q in questions:
+        if not q.manual:
+            assert len(right.get(q.name, [])) >= 2, f"{exercise} {q.name}: list at least two other correct answers"
+
+
+@pytest.mark.parametrize(("exercise", "question", "index"), RIGHT,
+                         ids=[f"{ex}-{q}-{i}" for ex, q, i in RIGHT])
+def test_another_correct_answer_gets_full_marks(exercise, question, index, assigned):
+    """A correct answer written another way (another idiom, dtype or number type) loses nothing."""
+    snippet = other_answers(exercise)[question][index]
+    env = solution_namespace(assigned[exercise])
+    exec(compile(snippet["code"], f"<right {question}>", "exec"), env)
+    test = run_question(env, assigned[exercise].all_tests, question)
+    assert test.score == test.possible, f"{question} took points from: {snippet['idiom']}: {[c.message for c in test.failed]}"
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """The grader scores what a submission earns, whatever the submission does.
 
-Hostile submissions are built from the pilot exercise's reference solution (or its template)
-and graded whole, with a short timeout; each test asserts the per-question scores and the line
-of the report that says what happened.
+Submissions that raise, loop, print megabytes or lose cells are built from the pilot exercise's
+reference solution (or its template) and graded whole, with a short timeout; each test asserts
+the per-question scores and the line of the report that says what happened. Submissions written
+to fool the checks are in tests/test_grading_hostile.py.
 """
 
 import csv
@@ -15,6 +16,9 @@ import nbformat
 import pytest
 
 from course_utils import grading
+from course_utils.grading.build import top_level_names, with_extra_tests
+from course_utils.grading.submission import code_cells, is_setup_cell
+from course_utils.grading.testfiles import load_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -64,48 +68,33 @@ def scores(report) -> dict:
 
 
 # ----------------------------------------------------------------------------- fast: the parts
-@pytest.mark.parametrize("code", [
-    "grader.check = lambda *args: None",
-    "grader = None",
-    "del grader",
-    "import otter\notter.Notebook = object",
-    "from otter.execute import Checker",
-    "exec('1 + 1')",
-    "__import__('ot' + 'ter')",
-    "import sys\nsys.modules['x'] = None",
-    "!rm -rf tests",
-    "%pip install cheat",
-    "import subprocess",
-    "f = lambda: 0\nf.__globals__['grader'] = None",
-    "open('tests/q1.py', 'w')",
-    "import os\nos.system('ls')",
-    "%%time\nimport otter",
-    "%time exec('x = 1')",
-])
-def test_screen_stops_a_cell_that_touches_the_checking_machinery(code):
-    assert grading.screen_code(code) != []
-
-
-@pytest.mark.parametrize("code", [
-    'grader.check("q1")',
-    "import math\nimport torch\nimport torch.nn.functional as F",
-    "model = torch.nn.Linear(2, 2)\nmodel.eval()\ncompiled = torch.compile",
-    "%matplotlib inline\nx = torch.ones(3)",
-    "%%time\ny = sum(range(10))",
-    'print("all tests passed")',
-    "def softmax(z, dim=-1):\n    e = torch.exp(z - z.max(dim=dim, keepdim=True).values)\n"
-    "    return e / e.sum(dim=dim, keepdim=True)",
-    "this is not python (",
-])
-def test_screen_lets_ordinary_code_run(code):
-    assert grading.screen_code(code) == []
-
-
 def test_the_generated_setup_cell_is_recognised_and_an_edited_one_is_not(template):
     setup = template.cells[1].source
-    assert grading._is_setup_cell(setup)
-    assert not grading._is_setup_cell(setup + "\ngrader.check = print")
-    assert grading.screen_code(setup) != [], "the setup cell itself would be screened: it must be recognised"
+    assert is_setup_cell(setup)
+    assert not is_setup_cell(setup + "\ngrader.check = print")
+
+
+def test_every_code_cell_runs_as_written_except_the_self_checks():
+    nb = {"cells": [{"cell_type": "code", "source": "import gc\ngc.collect()"},
+                    {"cell_type": "code", "source": 'grader.check("q1")'},
+                    {"cell_type": "code", "source": "%time loss_q4 = 1.0"},
+                    {"cell_type": "code", "source": "!ls"},
+                    {"cell_type": "markdown", "source": "text"},
+                    {"cell_type": "sticker"}]}
+    cells, notes = code_cells(nb)
+    assert [(c["index"], c["source"]) for c in cells] == [(0, "import gc\ngc.collect()"),
+                                                         (2, "%time loss_q4 = 1.0"), (3, "!ls")]
+    assert notes == ["cell 5: skipped, not a notebook cell"]
+
+
+@pytest.mark.parametrize(("code", "names"), [
+    ("%time loss_q4 = -log_softmax(z)[1].item()", ["loss_q4"]),
+    ("%%time\nscale_q5 = 2 ** 16\ndef f():\n    pass", ["scale_q5", "f"]),
+    ("%timeit -n 1 -r 1 x = 3", ["x"]),
+    ("a, b = 1, 2\n!pip list\nclass C:\n    pass", ["a", "b", "C"]),
+])
+def test_names_assigned_under_time_magics_count_as_defined(code, names):
+    assert top_level_names(code) == names
 
 
 def test_questions_are_read_from_the_source_with_points_and_names():
@@ -148,12 +137,12 @@ def test_an_instructors_extra_test_files_become_graded_items(tmp_path):
         "from otter.test_files import test_case\nOK_FORMAT = False\nname = 'q2_private'\npoints = 4\n\n"
         "@test_case(hidden=True)\ndef test_sums_to_one(softmax):\n    import torch\n"
         "    assert torch.allclose(softmax(torch.ones(2, 3)).sum(-1), torch.ones(2))\n")
-    base = grading.autograder_zip(grading.source_notebook(EXERCISE))
-    points = grading._possible_points(grading.with_extra_tests(base, extra, tmp_path))
+    base = grading.full_tests_dir(grading.source_notebook(EXERCISE))
+    points = {name: t.points for name, t in load_tests(with_extra_tests(base, extra, tmp_path / "a")).items()}
     assert points == {**FULL, "q2_private": 4.0}
     (extra / "q2.py").write_text("")
     with pytest.raises(ValueError, match="would replace"):
-        grading.with_extra_tests(base, extra, tmp_path)
+        with_extra_tests(base, extra, tmp_path / "b")
 
 
 @pytest.mark.slow
@@ -191,7 +180,9 @@ def test_infinite_loops_are_stopped_and_scored_zero(solution, tmp_path):
     loop_cell = answer_index(solution, "softmax")
     assert f"cell {loop_cell}: stopped after {LOOP_TIMEOUT} s (an infinite loop?)" in report.notes
     q1 = next(q for q in report.questions if q.name == "q1")
-    assert all("TimeoutError" in f["message"] for f in q1.failed) and len(q1.failed) == 3
+    assert len(q1.failed) == 3
+    assert all(f["message"] == f"affine(...) ran longer than {LOOP_TIMEOUT} s (an infinite loop?) and was stopped"
+               for f in q1.failed)
 
 
 @pytest.mark.slow
@@ -201,7 +192,7 @@ def test_a_submission_that_ignores_interrupts_is_stopped_and_scores_zero(solutio
     report = grade(with_cells(solution, after="mean_cross_entropy", cells=(stubborn,)), tmp_path, timeout=LOOP_TIMEOUT)
     assert report.status == "stopped"
     assert scores(report) == {q: 0.0 for q in FULL}
-    assert "grading stopped after 25 s, the limit for a whole submission: scored 0" in report.notes
+    assert any(n.startswith("grading stopped: the kernel ignored an interrupt") for n in report.notes), report.notes
     assert report.seconds < 60
 
 
@@ -210,8 +201,7 @@ def test_ten_megabytes_of_output_are_cut_and_graded(solution, tmp_path):
     nb = with_cells(solution, after="affine", cells=("print('spam ' * 2_000_000)",))
     report = grade(nb, tmp_path)
     assert scores(report) == FULL
-    assert any(n.startswith(f"cell {answer_index(solution, 'affine') + 1}: printed 10.0 MB, kept the first 1 MB")
-               for n in report.notes), report.notes
+    assert f"cell {answer_index(solution, 'affine') + 1}: printed 10.0 MB (output is not kept)" in report.notes
 
 
 @pytest.mark.slow
@@ -234,62 +224,6 @@ def test_an_answer_left_as_the_template_scores_zero_on_its_question(solution, te
                for q in report.questions if q.name == "q2" for f in q.failed)
 
 
-REPLACE_THE_CHECKER = """\
-import otter
-grader.check = lambda *args, **kwargs: print("All test cases passed!")
-grader.check_all = grader.check
-"""
-REPLACE_OTTER_NOTEBOOK = """\
-import otter
-
-class AlwaysPasses:
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def check(self, *args, **kwargs):
-        return "All test cases passed!"
-
-otter.Notebook.check = AlwaysPasses.check
-otter.Notebook = AlwaysPasses
-"""
-PATCH_OTTER_INTERNALS = """\
-from otter.execute import Checker
-Checker.check_if_not_already_checked = classmethod(lambda cls, *args, **kwargs: None)
-"""
-OVERWRITE_THE_TESTS = """\
-import os
-folder = "te" + "sts"  # spelled so that a string match does not see it
-fake = "from " + "ot" + "ter.test_files import test_case\\nOK_FORMAT = False\\nname = '{q}'\\npoints = 10\\n" \\
-       "@test_case()\\ndef test_ok():\\n    pass\\n"
-if os.path.isdir(folder):
-    for file in os.listdir(folder):
-        with open(os.path.join(folder, file), "w") as f:
-            f.write(fake.format(q=file[:-3]))
-"""
-
-
-@pytest.mark.slow
-def test_tampering_with_the_checker_earns_nothing_and_is_named(template, tmp_path):
-    nb = with_cells(template, cells=(REPLACE_THE_CHECKER, REPLACE_OTTER_NOTEBOOK, PATCH_OTTER_INTERNALS,
-                                     OVERWRITE_THE_TESTS))
-    report = grade(nb, tmp_path)
-    assert scores(report) == {q: 0.0 for q in FULL}
-    for cell in (2, 3, 4):
-        assert any(n.startswith(f"cell {cell}: not run, it imports otter") for n in report.notes), report.notes
-    assert any("rebinds grader" in n for n in report.notes)
-    assert any("changed the test files" in n and "put back" in n for n in report.notes), report.notes
-
-
-@pytest.mark.slow
-def test_without_the_screen_otters_own_isolation_still_gives_no_credit(template, tmp_path):
-    """Replacing grader.check or otter.Notebook, or rewriting the test files, fools nothing even
-    when those cells run: the tests run after the notebook, from otter's own references."""
-    nb = with_cells(template, cells=(REPLACE_THE_CHECKER, REPLACE_OTTER_NOTEBOOK, OVERWRITE_THE_TESTS))
-    report = grade(nb, tmp_path, screen=False)
-    assert scores(report) == {q: 0.0 for q in FULL}
-    assert not any("not run" in n for n in report.notes)
-
-
 @pytest.mark.slow
 def test_grade_class_writes_one_csv_row_per_file_and_survives_a_broken_one(solution, tmp_path):
     folder = tmp_path / "handed_in"
@@ -302,4 +236,20 @@ def test_grade_class_writes_one_csv_row_per_file_and_survives_a_broken_one(solut
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
     assert rows["alice.ipynb"]["total"] == "10" and rows["alice.ipynb"]["possible"] == "10"
     assert rows["alice.ipynb"]["q2"] == "3" and rows["alice.ipynb"]["q6"] == ""  # q6 is marked by hand
+    assert 0 < float(rows["alice.ipynb"]["seconds"]) < 120
     assert rows["bob.ipynb"]["status"] == "unusable" and "invalid JSON" in rows["bob.ipynb"]["notes"]
+
+
+@pytest.mark.slow
+def test_ordinary_code_is_graded_as_written_and_the_json_report_gives_the_time(solution, tmp_path):
+    """`import gc` and `%time` in answer cells run and count; --json reports the wall time."""
+    answer = "import gc\n\n%time loss_q4 = -log_softmax(torch.tensor([1000.0, 998.0, 0.0]))[1].item()\ngc.collect()"
+    path = tmp_path / "timed.ipynb"
+    nbformat.write(with_cells(solution, replace={"loss_q4": answer}), path)
+    out = subprocess.run([sys.executable, "-m", "course_utils", "grade", str(path), "--json", "--timeout", "30"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert {q["name"]: q["score"] for q in report["questions"] if not q["manual"]} == FULL, report
+    assert not any("defined nowhere" in n or "raised" in n for n in report["notes"]), report["notes"]
+    assert report["seconds"] > 0 and {"kernel_start", "cells", "tests"} <= set(report["phases"])

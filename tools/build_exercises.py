@@ -8,14 +8,14 @@ For each source notebook (otter-grader's assign format: solutions, public and hi
 writes, deterministically (no timestamps, fixed cell ids):
 
 * ``exercises/NN_slug.ipynb``: the student notebook. Its first code cell is the setup cell
-  (``course_utils.grading.SETUP_TEMPLATE``: on Colab it installs the course package from the
+  (``course_utils.grading.submission.SETUP_TEMPLATE``: on Colab it installs the course package from the
   repository in ``_config.yml`` at the release tag of this version), and it ends with a
   ``grader.check_all()`` cell;
 * ``course_utils/exercise_tests/NN_slug/qN.py``: the public tests, package data, so that
   ``grader.check`` finds them on Colab without a clone.
 
-The hidden tests and the autograder zip are not written here: ``python -m course_utils grade``
-builds them from the source when it needs them (cached under ``_build/exercises/``).
+The hidden tests are not written here: ``python -m course_utils grade`` builds them from the
+source when it needs them (cached under ``_build/exercises/``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course_utils.grading import OTTER_REQUIREMENT, SETUP_TEMPLATE, assign_exercise  # noqa: E402
+from course_utils.grading import SETUP_TEMPLATE, assign_exercise  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
 from notebooks import install_requirement, repository_url  # noqa: E402,F401  (one definition, shared)
@@ -50,7 +50,7 @@ because of a cell you ran out of order, or deleted, does not count."""
 
 
 def setup_cell(exercise: str) -> nbformat.NotebookNode:
-    source = SETUP_TEMPLATE.format(requirement=install_requirement(), otter=OTTER_REQUIREMENT, exercise=exercise)
+    source = SETUP_TEMPLATE.format(requirement=install_requirement(), exercise=exercise)
     return nbformat.v4.new_code_cell(source, metadata={"deletable": False, "editable": False})
 
 
@@ -84,7 +84,7 @@ def solution_notebook(exercise: str) -> nbformat.NotebookNode:
     """
     with tempfile.TemporaryDirectory() as tmp:
         assigned = assign_exercise(SOURCES / f"{exercise}.ipynb", Path(tmp) / "dist")
-        nb = student_notebook(assigned.student_notebook.parent.parent / "autograder" / f"{exercise}.ipynb", exercise)
+        nb = student_notebook(assigned.solution_notebook, exercise)
     # otter's autograder copy keeps the "type your answer" prompt next to each written answer
     nb.cells = [c for c in nb.cells if not c.source.startswith("_Type your answer here")]
     for cell in nb.cells:  # ... and tags the answers as solutions; a student's answers carry this tag

@@ -8,7 +8,10 @@ points = 1
 @test_case(points=None, hidden=False)
 def test_three_numbers_that_sum_to_zero(grad_q5):
     import math
-    assert isinstance(grad_q5, (list, tuple)) and len(grad_q5) == 3, 'grad_q5 should be a list of three floats'
-    assert all((isinstance(v, (int, float)) and math.isfinite(v) for v in grad_q5)), 'every entry should be a finite Python float'
-    assert abs(sum(grad_q5)) < 0.0001, f"the entries sum to {sum(grad_q5):.4f}: a softmax + cross-entropy gradient sums to 0 (the p's sum to 1, and so do the y's)"
+    from course_utils.grading.checks import number
+    values = grad_q5.tolist() if hasattr(grad_q5, 'tolist') else grad_q5
+    assert isinstance(values, (list, tuple)) and len(values) == 3, 'grad_q5 should be three numbers (a list, a tuple or a tensor)'
+    values = [number(v, f'grad_q5[{i}]') for i, v in enumerate(values)]
+    assert all((math.isfinite(v) for v in values)), f'every entry should be finite, got {values}'
+    assert abs(sum(values)) < 0.0001, f"the entries sum to {sum(values):.4f}: a softmax + cross-entropy gradient sums to 0 (the p's sum to 1, and so do the y's)"
 

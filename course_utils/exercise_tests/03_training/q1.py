@@ -16,7 +16,7 @@ def test_matches_torch_adamw(adamw_update):
         ref.grad = g.clone()
         opt.step()
         out = adamw_update(p, g, m, v, t, lr=0.01, weight_decay=0.1)
-        assert isinstance(out, tuple) and len(out) == 3, 'adamw_update should return the tuple (p, m, v)'
+        assert isinstance(out, (tuple, list)) and len(out) == 3, 'adamw_update should return the tuple (p, m, v)'
         p, m, v = out
         assert torch.allclose(p, ref.detach(), atol=1e-10), f'after step {t} the weights differ from torch.optim.AdamW'
 

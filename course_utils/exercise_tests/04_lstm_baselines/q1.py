@@ -15,7 +15,7 @@ def test_one_step_matches_lstm_cell(lstm_cell):
     with torch.no_grad():
         result = lstm_cell(x, h, c, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
         ref_h, ref_c = ref(x, (h, c))
-    assert isinstance(result, tuple) and len(result) == 2, 'lstm_cell should return the pair (h, c)'
+    assert isinstance(result, (tuple, list)) and len(result) == 2, 'lstm_cell should return the pair (h, c)'
     assert tuple(result[0].shape) == (2, 3) and tuple(result[1].shape) == (2, 3), 'h and c should be (batch, H)'
     assert torch.allclose(result[1], ref_c, atol=1e-05), "the new cell state c differs from nn.LSTMCell: check the gate order i, f, g, o and c' = f*c + i*g"
     assert torch.allclose(result[0], ref_h, atol=1e-05), "the new hidden state h differs from nn.LSTMCell: h' = o * tanh(c')"

@@ -7,6 +7,7 @@ points = 1
 
 @test_case(points=None, hidden=False)
 def test_is_a_probability(majority_f1):
-    assert isinstance(majority_f1, float), f'majority_f1 should be a Python float, not {type(majority_f1).__name__}'
-    assert 0.0 <= majority_f1 <= 1.0, 'an F1 score lies between 0 and 1'
+    from course_utils.grading.checks import number
+    f1 = number(majority_f1, 'majority_f1')
+    assert 0.0 <= f1 <= 1.0, f'majority_f1 is {f1}, but an F1 score lies between 0 and 1'
 

@@ -6,8 +6,8 @@ name = "q2"
 points = 2
 
 @test_case(points=None, hidden=False)
-def test_are_positive_floats(var_dot, scale):
+def test_are_positive_numbers(var_dot, scale):
+    from course_utils.grading.checks import number
     for name, value in [('var_dot', var_dot), ('scale', scale)]:
-        assert isinstance(value, (int, float)) and (not isinstance(value, bool)), f'{name} should be a Python float, not {type(value).__name__}'
-        assert value > 0, f'{name} should be positive'
+        assert number(value, name) > 0, f'{name} should be positive, got {value}'
 

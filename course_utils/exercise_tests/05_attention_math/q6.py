@@ -6,7 +6,7 @@ name = "q6"
 points = 1
 
 @test_case(points=None, hidden=False)
-def test_is_a_positive_float(weights_mib):
-    assert isinstance(weights_mib, (int, float)) and (not isinstance(weights_mib, bool)), f'weights_mib should be a Python float, not {type(weights_mib).__name__}'
-    assert weights_mib > 0
+def test_is_a_positive_number(weights_mib):
+    from course_utils.grading.checks import number
+    assert number(weights_mib, 'weights_mib') > 0, f'weights_mib should be positive, got {weights_mib}'
 

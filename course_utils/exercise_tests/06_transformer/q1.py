@@ -9,17 +9,13 @@ points = 3
 def test_post_ln_matches_torch(post_ln_block):
     import torch
     from torch import nn
+    from course_utils.grading.checks import evaluate
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, norm_first=False).eval()
-
-    def attn(h):
-        return layer.self_attn(h, h, h, need_weights=False)[0]
-
-    def ff(h):
-        return layer.linear2(layer.activation(layer.linear1(h)))
     x = torch.randn(2, 5, 16)
+    ours = evaluate('with torch.no_grad():\n    out = post_ln_block(x, lambda h: layer.self_attn(h, h, h, need_weights=False)[0], lambda h: layer.linear2(layer.activation(layer.linear1(h))), layer.norm1, layer.norm2)\nout', post_ln_block=post_ln_block, x=x, layer=layer)
     with torch.no_grad():
-        ours, theirs = (post_ln_block(x, attn, ff, layer.norm1, layer.norm2), layer(x))
+        theirs = layer(x)
     assert isinstance(ours, torch.Tensor) and ours.shape == x.shape, 'the block should return a tensor shaped like x'
     assert torch.allclose(ours, theirs, atol=1e-05), 'post_ln_block differs from nn.TransformerEncoderLayer(norm_first=False)'
 
@@ -27,17 +23,13 @@ def test_post_ln_matches_torch(post_ln_block):
 def test_pre_ln_matches_torch(pre_ln_block):
     import torch
     from torch import nn
+    from course_utils.grading.checks import evaluate
     torch.manual_seed(1)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, norm_first=True).eval()
-
-    def attn(h):
-        return layer.self_attn(h, h, h, need_weights=False)[0]
-
-    def ff(h):
-        return layer.linear2(layer.activation(layer.linear1(h)))
     x = torch.randn(2, 5, 16)
+    ours = evaluate('with torch.no_grad():\n    out = pre_ln_block(x, lambda h: layer.self_attn(h, h, h, need_weights=False)[0], lambda h: layer.linear2(layer.activation(layer.linear1(h))), layer.norm1, layer.norm2)\nout', pre_ln_block=pre_ln_block, x=x, layer=layer)
     with torch.no_grad():
-        ours, theirs = (pre_ln_block(x, attn, ff, layer.norm1, layer.norm2), layer(x))
+        theirs = layer(x)
     assert isinstance(ours, torch.Tensor) and ours.shape == x.shape, 'the block should return a tensor shaped like x'
     assert torch.allclose(ours, theirs, atol=1e-05), 'pre_ln_block differs from nn.TransformerEncoderLayer(norm_first=True)'
 

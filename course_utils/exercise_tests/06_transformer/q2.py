@@ -6,7 +6,8 @@ name = "q2"
 points = 1
 
 @test_case(points=None, hidden=False)
-def test_is_a_positive_int(params_q2):
-    assert isinstance(params_q2, int) and (not isinstance(params_q2, bool)), f'params_q2 should be a Python int, not {type(params_q2).__name__}'
-    assert params_q2 > 0
+def test_is_a_positive_whole_number(params_q2):
+    from course_utils.grading.checks import number
+    count = number(params_q2, 'params_q2')
+    assert count > 0 and count == int(count), f'params_q2 should be a positive whole number, got {count}'
 

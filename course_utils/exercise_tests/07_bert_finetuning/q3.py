@@ -6,7 +6,9 @@ name = "q3"
 points = 1
 
 @test_case(points=None, hidden=False)
-def test_is_an_int_of_the_right_size(embedding_params_q3):
-    assert isinstance(embedding_params_q3, int), f'embedding_params_q3 should be an int, not {type(embedding_params_q3).__name__}'
-    assert 20000000 < embedding_params_q3 < 30000000, 'the embedding layer of bert-base has between 20 and 30 million parameters'
+def test_is_a_count_of_the_right_size(embedding_params_q3):
+    from course_utils.grading.checks import number
+    count = number(embedding_params_q3, 'embedding_params_q3')
+    assert count == int(count), f'embedding_params_q3 should be a whole number, got {count}'
+    assert 20000000 < count < 30000000, f'{count:g}: the embedding layer of bert-base has between 20 and 30 million parameters'
 
