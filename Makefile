@@ -26,7 +26,7 @@ NOTEBOOKS ?= $(wildcard chapters/*.ipynb) $(wildcard book/*.ipynb)
 # Instructor sources run top to bottom too: their test cells check the reference solutions.
 EXERCISE_SOURCES := $(wildcard exercises/source/*.ipynb)
 
-.PHONY: book test venv lint unit notebooks placement book-strict execute setup-cells bench clean exercises \
+.PHONY: book test venv lint unit notebooks placement book-strict execute setup-cells bench compat clean exercises \
 	vendor chromium browser links status
 
 book: $(STAMP) $(VENDOR_STAMP)
@@ -88,6 +88,15 @@ setup-cells: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/fit_overhead.py
 	$(PY) benchmarks/bert_finetune.py
+
+# The install a reader gets, without the lock file: course-utils from this checkout in two fresh
+# environments (_build/compat-newest, _build/compat-lowest), at the newest releases pyproject.toml's
+# ranges allow and at their lower bounds, torch held at 2.13.0; the smoke notebooks run in each.
+# Versions found: _build/compat-report.txt. Not part of `make test`. One end: make compat COMPAT_ENDS=lowest
+COMPAT_ENDS ?= newest lowest
+COMPAT_JOBS ?= 2
+compat: $(STAMP)
+	$(PY) tools/compat.py --python $(PYTHON) --jobs $(COMPAT_JOBS) --ends $(COMPAT_ENDS)
 
 clean:
 	rm -rf _build

@@ -148,3 +148,11 @@ def test_reference_runs_meet_the_chapter_targets(chapter, profile):
     name, minimum, seconds = TARGETS[chapter, profile]
     assert record["metrics"][name] >= minimum, f"{chapter} ({profile}): {name} below {minimum}"
     assert record["runtime_s"] <= seconds, f"{chapter} ({profile}) ran {record['runtime_s']} s, over {seconds} s"
+
+
+def test_compat_pins_every_lower_bound_but_torch():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from compat import floor_pins
+
+    assert floor_pins(["numpy>=1.24", "transformers>=4.54,<6", "torch>=2.4", "tqdm"]) == [
+        "numpy==1.24", "transformers==4.54"]
