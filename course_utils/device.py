@@ -1,4 +1,8 @@
-"""Which device to run on, which mixed-precision dtype it supports, and how much memory a run used."""
+"""Which device to run on, which mixed-precision dtype it supports, and how much memory a run used.
+
+On a CPU the precision follows its bf16 engine: AMX multiplies bf16 tiles an order of magnitude
+faster than fp32, AVX512-BF16 about twice as fast (measured once and kept), none: fp32.
+"""
 
 from __future__ import annotations
 
@@ -205,11 +209,11 @@ def amp_dtype(
     ====================  ==========  ============  ==============================================
     device                dtype       loss scaling  why
     ====================  ==========  ============  ==============================================
-    MPS                   float32     no            autocast on MPS is not faster for our models
+    MPS                   float32     no            not measured for this course: full precision
     CPU without bf16      float32     no            no bf16 instructions: autocast only adds casts
     CPU, AVX512-BF16 or   bfloat16    no            bf16 dot products in the vector unit: used
     ARM BF16, no AMX      or float32                when bf16 matmul measures ≥ 1.3× fp32 here
-    CPU with AMX-BF16     bfloat16    no            a bf16 matrix engine, ~10× fp32 matmul
+    CPU with AMX-BF16     bfloat16    no            a bf16 matrix engine: ~12× fp32 matmul (Xeon)
     CUDA, capability<7    float32     no            no tensor cores (e.g. P100, K80)
     CUDA, 7.x (T4, V100)  float16     yes           fp16 tensor cores; fp16 gradients underflow
     CUDA, >= 8.0 (A100)   bfloat16    no            bf16 has fp32's exponent range
@@ -218,7 +222,7 @@ def amp_dtype(
     ``capability`` may be given (``(7, 5)`` for a T4) to ask without a GPU; likewise
     ``cpu_flags`` (as :func:`cpu_features` returns them) and ``bf16_speedup``
     (bf16 over fp32 matmul speed, else :func:`measured_bf16_speedup`) for a CPU.
-    ``$COURSE_CPU_BF16=1`` or ``0`` overrides the measurement on a CPU without AMX.
+    ``$COURSE_CPU_BF16=1`` or ``0`` overrides every CPU row (to time or compare the two).
 
     Example::
 
