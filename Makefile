@@ -85,9 +85,12 @@ execute: $(STAMP)
 setup-cells: $(STAMP)
 	$(PY) tools/notebooks.py sync-setup $(NOTEBOOKS)
 
+# fit against a bare loop and the Trainer, each at its best, in fp32 and in the hardware's precision;
+# the figures go to book/results.json (key "benchmarks") for chapter 10. Slow: run on a quiet machine.
+# Shorter: make bench BENCH_ARGS_FIT="--steps 100 --rounds 3" BENCH_ARGS_BERT="--steps 5 --rounds 2"
 bench: $(STAMP)
-	$(PY) benchmarks/fit_overhead.py
-	$(PY) benchmarks/bert_finetune.py
+	$(PY) benchmarks/fit_overhead.py --record $(BENCH_ARGS_FIT)
+	$(PY) benchmarks/bert_finetune.py --record $(BENCH_ARGS_BERT)
 
 # The install a reader gets, without the lock file: course-utils from this checkout in two fresh
 # environments (_build/compat-newest, _build/compat-lowest), at the newest releases pyproject.toml's

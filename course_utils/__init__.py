@@ -59,7 +59,7 @@ class Config:
         where = "Colab" if self.on_colab else "local"
         dtype = str(self.amp.dtype).replace("torch.", "")
         return (f"course_utils {__version__} | profile {self.profile.name} | {self.device.type}: {self.hardware} | "
-                f"compute dtype {dtype} | torch {torch.__version__} | {where}")
+                f"compute dtype {dtype} ({self.amp.reason}) | torch {torch.__version__} | {where}")
 
 
 def doctor() -> bool:

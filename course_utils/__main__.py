@@ -14,7 +14,7 @@ def doctor() -> bool:
 
     from . import __version__
     from .data import DataUnavailableError, glove_path, load_sst2
-    from .device import amp_dtype, pick_device
+    from .device import amp_dtype, cpu_features, cpu_matrix_engine, cpu_name, pick_device
     from .models import hub_reachable, packaged_encoder_path, resolve_encoder
     from .profiles import get_profile
 
@@ -31,6 +31,12 @@ def doctor() -> bool:
                  ("compute capability", f"{props.major}.{props.minor}")]
     else:
         rows.append(("GPU", "none"))
+    features = cpu_features()
+    bf16_flags = ", ".join(name for name in ("amx_bf16", "amx_tile", "avx512_bf16", "bf16") if features[name])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    rows += [("CPU", f"{cpu_name()} ({platform.machine()}), {cores} cores, "
+                     f"torch kernels {torch.backends.cpu.get_cpu_capability()}"),
+             ("CPU bf16 engine", f"{cpu_matrix_engine(features)} (flags: {bf16_flags or 'none'})")]
     amp = amp_dtype(device)
     rows.append(("AMP dtype", f"{str(amp.dtype).replace('torch.', '')} ({amp.reason})"))
     profile = get_profile(cuda_available=device.type == "cuda")

@@ -1,12 +1,20 @@
-"""Which device to run on, which mixed-precision dtype it supports, and how much memory a run used."""
+"""Which device to run on, which mixed-precision dtype it supports, and how much memory a run used.
+
+On a CPU the precision follows its bf16 engine: AMX multiplies bf16 tiles an order of magnitude
+faster than fp32, AVX512-BF16 about twice as fast (measured once and kept), none: fp32.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
+import statistics
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -52,21 +60,195 @@ class AmpChoice:
         return self.dtype != torch.float32
 
 
-def amp_dtype(device: torch.device | str, capability: tuple[int, int] | None = None) -> AmpChoice:
-    """The mixed-precision choice for ``device``.
+# --------------------------------------------------------------------------- the CPU's bf16 engine
 
-    ===================  ==========  ============  ==============================================
-    device               dtype       loss scaling  why
-    ===================  ==========  ============  ==============================================
-    CPU / MPS            float32     no            autocast on CPU is slower than fp32 here
-    CUDA, capability<7   float32     no            no tensor cores (e.g. P100, K80)
-    CUDA, 7.x (T4, V100) float16     yes           fp16 tensor cores; fp16 gradients underflow
-    CUDA, >= 8.0 (A100)  bfloat16    no            bf16 has fp32's exponent range
-    ===================  ==========  ============  ==============================================
+# A CPU without a bf16 matrix engine must run bf16 matrix products at least this much faster than
+# fp32 for autocast to pay: the casts and the fp32 parts of a training step eat part of the gain.
+BF16_MIN_SPEEDUP = 1.3
+CPU_BF16_ENV = "COURSE_CPU_BF16"  # "1" or "0" overrides the choice on a CPU (e.g. to compare runs)
+# The flags we read: torch's name -> /proc/cpuinfo's name ("bf16" is ARM's).
+_FLAGS = {"amx_bf16": "amx_bf16", "amx_tile": "amx_tile", "avx512_bf16": "avx512_bf16",
+          "avx512_f": "avx512f", "avx2": "avx2", "bf16": "bf16"}
 
-    ``capability`` may be given (``(7, 5)`` for a T4) to ask without a GPU.
+
+def cpu_features() -> dict[str, bool]:
+    """The CPU flags that decide bf16 on the CPU: ``amx_bf16``, ``amx_tile``, ``avx512_bf16``, ...
+
+    Each flag as ``torch.cpu.get_capabilities()`` reports it (torch ≥ 2.8), else as
+    ``/proc/cpuinfo`` lists it (older torch; ``bf16`` on ARM); ``False`` where neither knows it.
+
+    Example::
+
+        >>> cpu_features()["amx_bf16"]   # True on an Intel Xeon of 2023 or later
+        False
+    """
+    reported: dict = {}
+    get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+    if get is not None:
+        try:
+            reported = dict(get())
+        except Exception:  # cpuinfo could not read this CPU: /proc/cpuinfo decides
+            reported = {}
+    listed = _proc_cpuinfo_flags()
+    return {ours: bool(reported[ours]) if ours in reported else theirs in listed for ours, theirs in _FLAGS.items()}
+
+
+def _proc_cpuinfo_flags() -> set[str]:
+    """The ``flags`` (x86) or ``Features`` (ARM) of the first CPU in ``/proc/cpuinfo``; empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_matrix_engine(features: dict[str, bool] | None = None) -> str:
+    """Name of the CPU's bf16 matrix engine: ``"AMX-BF16"``, ``"AVX512-BF16"``, ``"ARM-BF16"`` or ``"none"``.
+
+    AMX (Intel Xeon since 2023) multiplies bf16 tiles in a dedicated unit, an order of magnitude
+    faster than fp32. AVX512-BF16 (Intel Cooper Lake, AMD Zen 4 and later) and ARM's BF16 only add
+    bf16 dot-product instructions to the vector unit: about 2× fp32 at best.
+
+    Example::
+
+        >>> cpu_matrix_engine({"amx_bf16": True, "amx_tile": True, "avx512_bf16": True})
+        'AMX-BF16'
+    """
+    features = cpu_features() if features is None else features
+    if features.get("amx_bf16") and features.get("amx_tile"):
+        return "AMX-BF16"
+    if features.get("avx512_bf16"):
+        return "AVX512-BF16"
+    if features.get("bf16"):
+        return "ARM-BF16"
+    return "none"
+
+
+def matmul_flops(dtype: torch.dtype, n: int = 1024, repeat: int = 5, device: torch.device | str = "cpu") -> float:
+    """Median FLOP/s of an ``(n, n) @ (n, n)`` product in ``dtype`` on ``device`` (2 n³ FLOPs each).
+
+    Example::
+
+        >>> matmul_flops(torch.float32) > 1e9   # any CPU of the last decade
+        True
     """
     device = torch.device(device)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    times = []
+    for _ in range(repeat + 1):  # the first product warms up the kernel and its buffers
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times[1:])
+
+
+def measured_bf16_speedup(*, refresh: bool = False) -> float:
+    """How many times faster a bf16 matrix product runs than an fp32 one on this CPU (1024², median).
+
+    About a second the first time; the figure is then kept on disk per CPU, torch version and thread
+    count (``$XDG_CACHE_HOME/course_utils/cpu_bf16.json``), so every notebook makes the same choice.
+    A busy machine measures badly: ``refresh=True`` measures again.
+    """
+    key = f"{cpu_name()} ({platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    cache = _cache_path()
+    try:
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    if not refresh and isinstance(known.get(key), (int, float)):
+        return float(known[key])
+    with torch.no_grad():
+        speedup = matmul_flops(torch.bfloat16) / matmul_flops(torch.float32)
+    known[key] = round(speedup, 3)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(known, indent=1))
+        os.replace(partial, cache)  # atomic: another notebook never reads half a file
+    except OSError:  # a read-only home: measure again next time
+        pass
+    return speedup
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "course_utils" / "cpu_bf16.json"
+
+
+def cpu_name() -> str:
+    """The CPU's model name as torch's cpuinfo reads it, e.g. ``"AMD EPYC"``; the platform's guess elsewhere."""
+    get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+    try:
+        name = dict(get()).get("cpu_name") if get is not None else None
+    except Exception:
+        name = None
+    return str(name or platform.processor() or "unknown CPU")
+
+
+def _cpu_amp(features: dict[str, bool] | None, bf16_speedup: float | None) -> AmpChoice:
+    """The CPU rows of :func:`amp_dtype`'s table."""
+    engine = cpu_matrix_engine(features)
+    forced = os.environ.get(CPU_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        dtype = torch.bfloat16 if forced == "1" else torch.float32
+        return AmpChoice(dtype, False, f"{CPU_BF16_ENV}={forced} set ({engine} engine)")
+    if engine == "AMX-BF16":
+        return AmpChoice(torch.bfloat16, False, "AMX-BF16 matrix engine")
+    if engine == "none":
+        return AmpChoice(torch.float32, False, "no bf16 matrix engine on this CPU")
+    speedup = measured_bf16_speedup() if bf16_speedup is None else bf16_speedup
+    if speedup >= BF16_MIN_SPEEDUP:
+        return AmpChoice(torch.bfloat16, False, f"{engine} without AMX; bf16 matmul {speedup:.1f}x fp32 here")
+    return AmpChoice(
+        torch.float32, False,
+        f"{engine} without AMX; bf16 matmul only {speedup:.1f}x fp32 here",
+    )
+
+
+def amp_dtype(
+    device: torch.device | str,
+    capability: tuple[int, int] | None = None,
+    *,
+    cpu_flags: dict[str, bool] | None = None,
+    bf16_speedup: float | None = None,
+) -> AmpChoice:
+    """The mixed-precision choice for ``device``.
+
+    ====================  ==========  ============  ==============================================
+    device                dtype       loss scaling  why
+    ====================  ==========  ============  ==============================================
+    MPS                   float32     no            not measured for this course: full precision
+    CPU without bf16      float32     no            no bf16 instructions: autocast only adds casts
+    CPU, AVX512-BF16 or   bfloat16    no            bf16 dot products in the vector unit: used
+    ARM BF16, no AMX      or float32                when bf16 matmul measures ≥ 1.3× fp32 here
+    CPU with AMX-BF16     bfloat16    no            a bf16 matrix engine: ~12× fp32 matmul (Xeon)
+    CUDA, capability<7    float32     no            no tensor cores (e.g. P100, K80)
+    CUDA, 7.x (T4, V100)  float16     yes           fp16 tensor cores; fp16 gradients underflow
+    CUDA, >= 8.0 (A100)   bfloat16    no            bf16 has fp32's exponent range
+    ====================  ==========  ============  ==============================================
+
+    ``capability`` may be given (``(7, 5)`` for a T4) to ask without a GPU; likewise
+    ``cpu_flags`` (as :func:`cpu_features` returns them) and ``bf16_speedup``
+    (bf16 over fp32 matmul speed, else :func:`measured_bf16_speedup`) for a CPU.
+    ``$COURSE_CPU_BF16=1`` or ``0`` overrides every CPU row (to time or compare the two).
+
+    Example::
+
+        >>> amp_dtype("cpu", cpu_flags={"amx_bf16": True, "amx_tile": True}).dtype
+        torch.bfloat16
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return _cpu_amp(cpu_flags, bf16_speedup)
     if device.type != "cuda":
         return AmpChoice(torch.float32, False, f"{device.type}: full precision")
     if capability is None:
@@ -80,16 +262,19 @@ def amp_dtype(device: torch.device | str, capability: tuple[int, int] | None = N
     return AmpChoice(torch.float32, False, f"compute capability {capability[0]}.{capability[1]}: no tensor cores")
 
 
-def describe_hardware(device: torch.device | None = None) -> str:
-    """A short human description, e.g. ``"2 CPU cores, no GPU"`` or ``"Tesla T4 (15.0 GiB, cc 7.5)"``."""
+def describe_hardware(device: torch.device | None = None, features: dict[str, bool] | None = None) -> str:
+    """A short human description, e.g. ``"2 CPU cores (AMX-BF16), no GPU (x86_64)"`` or
+    ``"Tesla T4 (15.0 GiB, cc 7.5)"``. A CPU's bf16 matrix engine is named (``no bf16 engine`` when none)."""
     device = device or pick_device()
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return f"{props.name} ({props.total_memory / 2**30:.1f} GiB, cc {props.major}.{props.minor})"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    engine = cpu_matrix_engine(features)
+    engine = "no bf16 engine" if engine == "none" else engine
     suffix = {"mps": ", Apple MPS", "lazy": ", lazy-tensor device (CPU-backed placement check)"}.get(
         device.type, ", no GPU")
-    return f"{cores} CPU cores{suffix} ({platform.machine()})"
+    return f"{cores} CPU cores ({engine}){suffix} ({platform.machine()})"
 
 
 def peak_host_memory_mb() -> float:

@@ -71,3 +71,35 @@ def metric(results: dict, chapter: str, name: str, profiles=("gpu", "cpu")):
         if value is not None:
             return value, profile
     return None, None
+
+
+BENCHMARKS_KEY = "benchmarks"  # not a chapter: ``make bench`` keeps its figures under this key
+
+
+def record_benchmark(name: str, record: dict, path: str | os.PathLike | None = None) -> Path:
+    """Store the figures of benchmark ``name`` under ``"benchmarks"`` in the results file; return its path.
+
+    Written by ``make bench`` (``benchmarks/*.py --record``) for chapter 10 to read with
+    :func:`benchmark`; the rest of the file (the chapters' runs) is kept as it is. When the file is
+    this checkout's ``book/results.json``, the packaged copy is rewritten too, so the two stay equal.
+
+    Example::
+
+        record_benchmark("fit_overhead", {"date": "2026-12-02", "fit_vs_trainer": 0.87})
+    """
+    path = Path(path) if path else default_results_path()
+    results = load_results(path)
+    results.setdefault(BENCHMARKS_KEY, {})[name] = record
+    text = json.dumps(results, indent=2, sort_keys=True) + "\n"
+    checkout = Path(__file__).resolve().parent.parent / "book" / "results.json"
+    targets = [path, PACKAGED_COPY] if path.resolve() == checkout.resolve() else [path]
+    for target in targets:
+        partial = target.with_suffix(".tmp")
+        partial.write_text(text)
+        os.replace(partial, target)
+    return path
+
+
+def benchmark(results: dict, name: str) -> dict | None:
+    """The last recorded figures of benchmark ``name`` (``None`` before ``make bench`` ran)."""
+    return results.get(BENCHMARKS_KEY, {}).get(name)

@@ -159,10 +159,12 @@ def _resolve_amp(amp, device: torch.device) -> AmpChoice:
         return auto
     if amp is False or amp in ("off", "fp32", "float32"):
         return AmpChoice(torch.float32, False, "mixed precision switched off")
+    if device.type == "cpu" and amp in ("bf16", "bfloat16"):  # CPU autocast knows bf16 only
+        return AmpChoice(torch.bfloat16, False, "bf16 requested")
     if device.type != "cuda":
         raise ValueError(
-            f"amp={amp!r} needs a CUDA GPU, but training runs on {device.type}. "
-            "Use amp='auto' (full precision on CPU) or move the model to a GPU."
+            f"amp={amp!r} needs a CUDA GPU, but training runs on {device.type}. Use amp='auto' "
+            "(bf16 where the CPU has a bf16 matrix engine), amp='bf16' on a CPU, or move the model to a GPU."
         )
     if amp is True:
         return auto

@@ -101,7 +101,8 @@ def expected(root: Path = ROOT) -> str:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     appendices = toc_appendix_notebooks(root / "_toc.yml")
     in_toc = toc_chapters(root / "_toc.yml") | set(appendices)
-    return render(results, sorted(in_toc | set(results)), in_toc, appendices)
+    chapters = set(results) - {"benchmarks"}  # make bench's figures (course_utils.results), not a chapter
+    return render(results, sorted(in_toc | chapters), in_toc, appendices)
 
 
 def main(argv: list[str] | None = None) -> int:
