@@ -172,6 +172,7 @@ def to_gpt2(model: GPT, **config_kwargs):
                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
                            tie_word_embeddings=True, **config_kwargs)
     hf = GPT2LMHeadModel(hf_config).eval()
+    hf.loss_type = "ForCausalLM"  # the loss it would pick anyway; named, so that it does not warn
     t = hf.transformer
     t.wte.weight.copy_(model.tokens.weight)
     t.wpe.weight.copy_(model.positions.weight)
