@@ -232,11 +232,12 @@ def create_app(predict: Predictor, label_names: Sequence[str], options: ServerOp
         if not batcher.has_room_for(len(texts)):
             raise HTTPException(503, "server busy: the queue is full, retry later",
                                 headers={"Retry-After": "1"})
-        answers = await batcher.submit(texts)
-        return {"predictions": [
-            {"label": max(range(len(p)), key=p.__getitem__),
-             "label_name": label_names[max(range(len(p)), key=p.__getitem__)],
-             "probabilities": p, "batch_size": size} for p, size in answers]}
+        predictions = []
+        for probabilities, batch_size in await batcher.submit(texts):
+            label = max(range(len(probabilities)), key=probabilities.__getitem__)  # arg-max
+            predictions.append({"label": label, "label_name": label_names[label],
+                                "probabilities": probabilities, "batch_size": batch_size})
+        return {"predictions": predictions}
 
     @app.get("/health")
     async def health():
@@ -293,7 +294,7 @@ class ServerProcess:
                 self.process.wait(timeout)
         return self.process.returncode
 
-    def wait_until_ready(self, timeout: float = 60.0) -> ServerProcess:
+    def wait_until_ready(self, timeout: float = 180.0) -> ServerProcess:
         """Poll /health until it answers 200; stop the server and raise if it never does."""
         import httpx
 
@@ -318,7 +319,7 @@ class ServerProcess:
 
 
 def start_server(model_dir: str | os.PathLike, *, options: ServerOptions | None = None,
-                 threads: int | None = None, timeout: float = 60.0, wait: bool = True,
+                 threads: int | None = None, timeout: float = 180.0, wait: bool = True,
                  **option_values) -> ServerProcess:
     """Start ``python -m course_utils.serving`` on a free loopback port; return once /health answers.
 

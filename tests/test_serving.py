@@ -48,7 +48,7 @@ def servers(model_dir):
     }
     try:
         for server in running.values():
-            server.wait_until_ready(timeout=90)
+            server.wait_until_ready(timeout=240)  # generous: a busy machine imports slowly
         yield running
     finally:
         for server in running.values():
