@@ -1,0 +1,199 @@
+"""A load generator for the chapter 11 server: bounded in requests and time, loopback only.
+
+Two ways to load a server, as MLPerf Inference's LoadGen distinguishes them:
+
+- **closed loop**: ``clients`` simulated users, each sending its next request when the previous one
+  is answered. The server can never have more than ``clients`` requests in flight, so a slow server
+  slows the load down with it and queueing stays hidden.
+- **open loop**: requests arrive at random (a Poisson process of ``rate`` per second) whatever the
+  server is doing, the way independent users arrive. Latency is counted from the moment a request
+  was *due*, so a request the client could not even send on time counts as late ("coordinated
+  omission" otherwise hides exactly the slow cases).
+
+Both stop after ``requests`` requests or ``time_limit_s`` seconds, whichever comes first, and every
+request ends with a status: an HTTP code, ``"timeout"`` or ``"error"``. Example::
+
+    result = closed_loop(server.url, texts, clients=8, requests=400, time_limit_s=20)
+    result.summary()   # {'sent': 400, 'ok': 400, 'rps': 181.2, 'p50_ms': 41.0, 'p95_ms': 62.3, ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import numpy as np
+
+
+def check_loopback(url: str) -> None:
+    """Raise ``ValueError`` unless ``url`` points at this machine's loopback interface."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"url {url!r} is not on the loopback interface: this load generator only "
+                     "targets 127.0.0.1 / localhost / [::1], i.e. a server on this machine")
+
+
+@dataclass
+class LoadResult:
+    """Raw per-request outcomes of one load run. Percentiles come from the raw latencies.
+
+    ``latencies_ms``: (ok requests,) latency of each answered 200, in milliseconds.
+    ``statuses``: how many requests ended with each status (200, 503, 'timeout', ...).
+    ``batch_sizes``: the server-side batch each answered text was computed in.
+    """
+
+    mode: str
+    elapsed_s: float
+    latencies_ms: np.ndarray
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    @property
+    def rps(self) -> float:
+        """Throughput: answered requests (status 200) per second of the run."""
+        return self.ok / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+    def summary(self) -> dict:
+        return {"mode": self.mode, "sent": self.sent, "ok": self.ok,
+                "rejected_503": self.statuses.get(503, 0),
+                "other": self.sent - self.ok - self.statuses.get(503, 0), "rps": round(self.rps, 1),
+                "p50_ms": round(self.percentile(50), 1), "p95_ms": round(self.percentile(95), 1),
+                "p99_ms": round(self.percentile(99), 1),
+                "mean_batch": round(float(np.mean(self.batch_sizes)), 2) if self.batch_sizes else float("nan")}
+
+
+async def _one_request(client, url: str, text: str, due: float, result: LoadResult, latencies: list) -> None:
+    import httpx
+
+    try:
+        response = await client.post(url + "/predict", json={"text": text})
+    except httpx.TimeoutException:
+        result.statuses["timeout"] += 1
+        return
+    except httpx.HTTPError:
+        result.statuses["error"] += 1
+        return
+    result.statuses[response.status_code] += 1
+    if response.status_code == 200:
+        latencies.append((time.perf_counter() - due) * 1000)
+        result.batch_sizes.append(response.json()["predictions"][0]["batch_size"])
+
+
+def _client(concurrency: int, timeout_s: float):
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(limits=limits, timeout=timeout_s)
+
+
+async def _closed_loop(url, texts, clients, requests, time_limit_s, timeout_s) -> LoadResult:
+    result, latencies = LoadResult("closed", 0.0, np.array([])), []
+    counter = iter(range(requests))
+    start = time.perf_counter()
+
+    async def user(client):
+        for i in counter:  # shared iterator: the users together send `requests` requests
+            if time.perf_counter() - start > time_limit_s:
+                return
+            await _one_request(client, url, texts[i % len(texts)], time.perf_counter(), result, latencies)
+
+    async with _client(clients, timeout_s) as client:
+        await asyncio.gather(*(user(client) for _ in range(clients)))
+    result.elapsed_s, result.latencies_ms = time.perf_counter() - start, np.array(latencies)
+    return result
+
+
+async def _open_loop(url, texts, rate, requests, time_limit_s, timeout_s, seed, max_connections) -> LoadResult:
+    result, latencies = LoadResult("open", 0.0, np.array([])), []
+    rng = random.Random(seed)
+    start = time.perf_counter()
+    due, tasks = start, []
+    async with _client(max_connections, timeout_s) as client:
+        for i in range(requests):
+            due += rng.expovariate(rate)  # Poisson arrivals: exponential gaps of mean 1/rate
+            if due - start > time_limit_s:
+                break
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(
+                _one_request(client, url, texts[i % len(texts)], due, result, latencies)))
+        await asyncio.gather(*tasks)
+    result.elapsed_s, result.latencies_ms = time.perf_counter() - start, np.array(latencies)
+    return result
+
+
+def _run(coroutine):
+    """Run ``coroutine`` to completion in a fresh event loop on its own thread.
+
+    A notebook already runs an event loop in the main thread, so ``asyncio.run`` cannot be used
+    there directly; a second thread with its own loop works in notebooks, tests and scripts alike.
+    """
+    box = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the caller's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _check(url, texts, requests, time_limit_s) -> None:
+    check_loopback(url)
+    if not texts:
+        raise ValueError("texts is empty: give at least one text to send")
+    if requests < 1 or time_limit_s <= 0:
+        raise ValueError(f"requests must be >= 1 and time_limit_s > 0, got {requests} and {time_limit_s}")
+
+
+def closed_loop(url: str, texts: Sequence[str], *, clients: int, requests: int, time_limit_s: float,
+                timeout_s: float = 10.0) -> LoadResult:
+    """``clients`` users send one text per request, each waiting for its answer before the next.
+
+    Stops after ``requests`` requests in all or ``time_limit_s`` seconds. Texts are used in order,
+    cycling.
+    """
+    _check(url, texts, requests, time_limit_s)
+    if clients < 1:
+        raise ValueError(f"clients must be >= 1, got {clients}")
+    return _run(_closed_loop(url, list(texts), clients, requests, time_limit_s, timeout_s))
+
+
+def open_loop(url: str, texts: Sequence[str], *, rate: float, requests: int, time_limit_s: float,
+              timeout_s: float = 10.0, seed: int = 0, max_connections: int = 256) -> LoadResult:
+    """Requests arrive as a Poisson process of ``rate`` per second, whether or not earlier ones were
+    answered. Stops issuing after ``requests`` requests or ``time_limit_s`` seconds, then waits for
+    the outstanding answers (each at most ``timeout_s``)."""
+    _check(url, texts, requests, time_limit_s)
+    if rate <= 0:
+        raise ValueError(f"rate must be > 0 requests per second, got {rate}")
+    return _run(_open_loop(url, list(texts), rate, requests, time_limit_s, timeout_s, seed, max_connections))

@@ -1,0 +1,369 @@
+"""A text classifier behind a small HTTP endpoint, with dynamic batching (chapter 11).
+
+The server is FastAPI on uvicorn, one process, one model::
+
+    POST /predict   {"texts": ["a gorgeous film .", "dull ."]}  (or {"text": "..."})
+                    -> {"predictions": [{"label": 1, "label_name": "positive",
+                                         "probabilities": [0.02, 0.98], "batch_size": 2}, ...]}
+    GET  /health    -> {"status": "ok", "queued": 0, "batches": 12, "batch_sizes": {"1": 3, "4": 9}, ...}
+
+Requests do not call the model themselves. Each text joins one queue; a single background task,
+the **batcher**, takes the first text waiting, keeps collecting until ``max_batch_size`` texts
+are there or ``max_wait_ms`` has passed, and runs the model once on all of them in a worker
+thread, so the event loop keeps accepting requests meanwhile. The queue is bounded: a request
+that does not fit is answered ``503`` at once instead of waiting behind an ever longer line.
+
+In a notebook or a test, start it as a real process on the loopback interface::
+
+    with start_server(model_dir, max_batch_size=16, max_wait_ms=5) as server:
+        httpx.post(server.url + "/predict", json={"text": "a fine film ."}).json()
+
+The same from a terminal: ``python -m course_utils.serving MODEL_DIR --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+LOOPBACK = "127.0.0.1"
+
+# A predictor maps a list of texts to one list of class probabilities per text.
+Predictor = Callable[[list[str]], list[list[float]]]
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """The knobs of the server. ``max_batch_size=1`` is one-at-a-time serving (no batching).
+
+    ``max_wait_ms``: how long the batcher holds the first text of a batch while it waits for more.
+    ``max_queue``: texts that may wait at once; beyond it a request is answered 503.
+    ``max_chars``: longest text accepted (longer ones get 422; the tokenizer truncates anyway).
+    ``max_texts``: most texts in one request (more get 422).
+    ``max_tokens``: the tokenizer's truncation length.
+    ``extra_batch_ms``: added to every model call, to imitate a heavier model (tests of overload).
+    """
+
+    max_batch_size: int = 16
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    max_chars: int = 1000
+    max_texts: int = 64
+    max_tokens: int = 64
+    extra_batch_ms: float = 0.0
+
+    def __post_init__(self):
+        for name in ("max_batch_size", "max_queue", "max_chars", "max_texts", "max_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("max_wait_ms", "extra_batch_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 milliseconds, got {getattr(self, name)!r}")
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def load_predictor(model_dir: str | os.PathLike, max_tokens: int = 64, threads: int | None = None):
+    """``(predict, label_names)`` for a classifier saved with ``save_pretrained`` in ``model_dir``.
+
+    ``predict(texts)`` pads the batch to its longest text, truncates at ``max_tokens`` tokens and
+    returns softmax probabilities, one list of ``num_labels`` floats per text.
+
+    Example::
+
+        predict, names = load_predictor("checkpoints/cpu/11_served_model")
+        predict(["a gorgeous film ."])   # [[0.03, 0.97]]
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def predict(texts: list[str]) -> list[list[float]]:
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**enc.to(model.device)).logits  # (batch, num_labels)
+        return logits.float().softmax(-1).cpu().tolist()
+
+    return predict, names
+
+
+# ----------------------------------------------------------------------------- the batcher
+
+
+@dataclass
+class _Waiting:
+    text: str
+    answer: asyncio.Future  # resolved with (probabilities, batch size)
+
+
+@dataclass
+class DynamicBatcher:
+    """Collects texts from many requests into batches for one ``predict`` call at a time.
+
+    ``submit(texts)`` is awaited by a request; ``run()`` is the background task. Batches are
+    opportunistic: a lone text waits at most ``max_wait_ms`` for company, then goes alone.
+    """
+
+    predict: Predictor
+    options: ServerOptions
+    waiting: collections.deque = field(default_factory=collections.deque)
+    batch_sizes: collections.Counter = field(default_factory=collections.Counter)
+
+    def __post_init__(self):
+        self.arrived = asyncio.Event()
+
+    def has_room_for(self, n: int) -> bool:
+        return len(self.waiting) + n <= self.options.max_queue
+
+    async def submit(self, texts: Sequence[str]) -> list[tuple[list[float], int]]:
+        """Queue ``texts`` (the caller checked ``has_room_for``) and wait for their answers."""
+        loop = asyncio.get_running_loop()
+        items = [_Waiting(t, loop.create_future()) for t in texts]
+        self.waiting.extend(items)
+        self.arrived.set()
+        return [await item.answer for item in items]
+
+    async def _wait_for_arrival(self, timeout: float | None) -> bool:
+        """True when a text arrived within ``timeout`` seconds (None: wait as long as it takes)."""
+        self.arrived.clear()
+        try:
+            # Cancelling a wait on an Event loses nothing, unlike cancelling a queue.get().
+            await asyncio.wait_for(self.arrived.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+            return False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        max_size, max_wait = self.options.max_batch_size, self.options.max_wait_ms / 1000
+        while True:
+            while not self.waiting:
+                await self._wait_for_arrival(None)
+            deadline = loop.time() + max_wait
+            while len(self.waiting) < max_size and deadline > loop.time():
+                await self._wait_for_arrival(deadline - loop.time())
+            batch = [self.waiting.popleft() for _ in range(min(max_size, len(self.waiting)))]
+            await self._answer(batch)
+
+    async def _answer(self, batch: list[_Waiting]) -> None:
+        try:
+            # The model runs in a worker thread: the event loop keeps taking requests meanwhile.
+            probs = await asyncio.to_thread(self._predict_slowly, [item.text for item in batch])
+        except Exception as error:  # a failing model must fail its requests, not the batcher
+            for item in batch:
+                if not item.answer.done():
+                    item.answer.set_exception(error)
+            return
+        self.batch_sizes[len(batch)] += 1
+        for item, p in zip(batch, probs):
+            if not item.answer.done():  # the client may have gone away
+                item.answer.set_result((p, len(batch)))
+
+    def _predict_slowly(self, texts: list[str]) -> list[list[float]]:
+        if self.options.extra_batch_ms:
+            time.sleep(self.options.extra_batch_ms / 1000)
+        return self.predict(texts)
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+class PredictRequest(BaseModel):
+    """The body of POST /predict: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    text: StrictStr | None = None  # strict: a number is refused, not turned into "3"
+    texts: list[StrictStr] | None = None
+
+
+def create_app(predict: Predictor, label_names: Sequence[str], options: ServerOptions | None = None):
+    """The FastAPI application around ``predict``; see the module docstring for the routes."""
+    options = options or ServerOptions()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        app.state.batcher = DynamicBatcher(predict, options)
+        task = asyncio.create_task(app.state.batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="SST-2 sentiment classifier", lifespan=lifespan)
+
+    def checked_texts(request: PredictRequest) -> list[str]:
+        if (request.text is None) == (request.texts is None):
+            raise HTTPException(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+        texts = [request.text] if request.text is not None else request.texts
+        if not texts:
+            raise HTTPException(422, "'texts' is empty: send at least one text")
+        if len(texts) > options.max_texts:
+            raise HTTPException(422, f"{len(texts)} texts in one request; the limit is {options.max_texts}")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise HTTPException(422, f"text {i} is empty or only whitespace")
+            if len(text) > options.max_chars:
+                raise HTTPException(422, f"text {i} has {len(text)} characters; the limit is {options.max_chars}")
+        return texts
+
+    @app.post("/predict")
+    async def predict_route(request: PredictRequest):
+        texts = checked_texts(request)
+        batcher: DynamicBatcher = app.state.batcher
+        if not batcher.has_room_for(len(texts)):
+            raise HTTPException(503, "server busy: the queue is full, retry later",
+                                headers={"Retry-After": "1"})
+        predictions = []
+        for probabilities, batch_size in await batcher.submit(texts):
+            label = max(range(len(probabilities)), key=probabilities.__getitem__)  # arg-max
+            predictions.append({"label": label, "label_name": label_names[label],
+                                "probabilities": probabilities, "batch_size": batch_size})
+        return {"predictions": predictions}
+
+    @app.get("/health")
+    async def health():
+        batcher: DynamicBatcher = app.state.batcher
+        return {"status": "ok", "queued": len(batcher.waiting), "batches": sum(batcher.batch_sizes.values()),
+                "batch_sizes": {str(k): v for k, v in sorted(batcher.batch_sizes.items())},
+                "options": options.__dict__}
+
+    return app
+
+
+def serve(model_dir: str | os.PathLike, port: int, options: ServerOptions, threads: int | None = None) -> None:
+    """Load the model in ``model_dir`` and serve it on 127.0.0.1:``port`` until stopped."""
+    import uvicorn
+
+    predict, names = load_predictor(model_dir, options.max_tokens, threads)
+    uvicorn.run(create_app(predict, names, options), host=LOOPBACK, port=port, log_level="warning",
+                access_log=False)
+
+
+# ----------------------------------------------------------------------------- as a process
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A server running in a child process; ``stop()`` (or leaving a ``with`` block) ends it."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """Ask the server to shut down (SIGTERM), kill it if it lingers; returns its exit code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        return self.process.returncode
+
+    def wait_until_ready(self, timeout: float = 180.0) -> ServerProcess:
+        """Poll /health until it answers 200; stop the server and raise if it never does."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server did not answer /health within {timeout} s:\n{self.log()}")
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_server(model_dir: str | os.PathLike, *, options: ServerOptions | None = None,
+                 threads: int | None = None, timeout: float = 180.0, wait: bool = True,
+                 **option_values) -> ServerProcess:
+    """Start ``python -m course_utils.serving`` on a free loopback port; return once /health answers.
+
+    Options are a :class:`ServerOptions` or its fields as keywords (``max_batch_size=16``).
+    ``threads``: torch threads in the server (default: torch's choice). ``wait=False`` returns at
+    once; call ``server.wait_until_ready()`` later (to start several servers side by side).
+    Raises ``RuntimeError`` with the server's log if it exits or does not answer within ``timeout`` s.
+
+    Example::
+
+        with start_server("my_model", max_batch_size=1) as server:
+            print(server.url)   # http://127.0.0.1:41237
+    """
+    if not Path(model_dir, "config.json").exists():
+        raise FileNotFoundError(f"model_dir {str(model_dir)!r} has no config.json: save the model there "
+                                "with model.save_pretrained(model_dir) and tokenizer.save_pretrained(model_dir)")
+    options = options or ServerOptions(**option_values)
+    port = free_port()
+    args = [sys.executable, "-m", "course_utils.serving", str(model_dir), "--port", str(port)]
+    for name, value in options.__dict__.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    log_path = Path(tempfile.gettempdir()) / f"course_serving_{port}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = ServerProcess(process, port, log_path)
+    if wait:
+        server.wait_until_ready(timeout)
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = ServerOptions()
+    parser = argparse.ArgumentParser(description="Serve a saved text classifier on 127.0.0.1.")
+    parser.add_argument("model_dir")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--threads", type=int, default=None)
+    for name, value in defaults.__dict__.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = vars(parser.parse_args(argv))
+    model_dir, port, threads = args.pop("model_dir"), args.pop("port"), args.pop("threads")
+    serve(model_dir, port, ServerOptions(**args), threads)
+
+
+if __name__ == "__main__":
+    main()

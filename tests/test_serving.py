@@ -1,0 +1,224 @@
+"""The chapter 11 server, started as a real process on 127.0.0.1, and its load generator.
+
+The model is a tiny randomly initialised BERT with the packaged MiniLM tokenizer: its answers are
+meaningless but deterministic, and it loads in a fraction of a second.
+"""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import torch
+
+from course_utils.loadgen import check_loopback, closed_loop, open_loop
+from course_utils.models import packaged_encoder_path
+from course_utils.serving import DynamicBatcher, ServerOptions, start_server
+
+TEXTS = ["a gorgeous , witty film .", "dull .", "the plot is nothing but clichés .",
+         "it 's not a bad movie , but the ending is terrible .", "wonderful", "a mess from start to end ."]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny_classifier")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=2,
+                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def servers(model_dir):
+    """Three servers, started side by side (each start is mostly imports): batching, one at a time,
+    and a slow one with a short queue."""
+    running = {
+        "batching": start_server(model_dir, max_batch_size=8, max_wait_ms=20, max_texts=8, max_chars=200,
+                                 threads=1, wait=False),
+        "unbatched": start_server(model_dir, max_batch_size=1, threads=1, wait=False),
+        # 100 ms a batch of at most 2, room for 4 waiting texts: a burst must overflow the queue.
+        "slow": start_server(model_dir, max_batch_size=2, max_wait_ms=0, max_queue=4, extra_batch_ms=100,
+                             threads=1, wait=False),
+    }
+    try:
+        for server in running.values():
+            server.wait_until_ready(timeout=240)  # generous: a busy machine imports slowly
+        yield running
+    finally:
+        for server in running.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers["batching"]
+
+
+def post(server, payload=None, content=None):
+    if content is not None:
+        return httpx.post(server.url + "/predict", content=content,
+                          headers={"content-type": "application/json"}, timeout=10)
+    return httpx.post(server.url + "/predict", json=payload, timeout=10)
+
+
+def test_predict_answers_one_text_and_a_list_with_probabilities_summing_to_one(server):
+    one = post(server, {"text": TEXTS[0]})
+    many = post(server, {"texts": TEXTS[:3]})
+    assert one.status_code == 200 and many.status_code == 200
+    assert len(one.json()["predictions"]) == 1 and len(many.json()["predictions"]) == 3
+    for p in one.json()["predictions"] + many.json()["predictions"]:
+        assert abs(sum(p["probabilities"]) - 1) < 1e-5
+        assert p["label"] == max(range(2), key=p["probabilities"].__getitem__)
+        assert p["label_name"] == ("negative", "positive")[p["label"]]
+
+
+def test_a_text_gets_the_same_answer_alone_and_inside_a_padded_batch(server):
+    together = post(server, {"texts": TEXTS}).json()["predictions"]
+    assert {p["batch_size"] for p in together} == {len(TEXTS)}
+    for text, batched in zip(TEXTS, together):
+        alone = post(server, {"text": text}).json()["predictions"][0]
+        assert alone["batch_size"] == 1
+        assert torch.allclose(torch.tensor(alone["probabilities"]), torch.tensor(batched["probabilities"]),
+                              atol=1e-5, rtol=0), f"padding changed the answer for {text!r}"
+
+
+BAD_INPUTS = {
+    "empty text": ({"text": ""}, "empty"),
+    "whitespace only": ({"texts": ["fine", "   "]}, "text 1 is empty"),
+    "text over the length limit": ({"text": "great " * 100}, "limit is 200"),
+    "empty list": ({"texts": []}, "at least one"),
+    "batch over the limit": ({"texts": ["ok"] * 9}, "limit is 8"),
+    "number instead of text": ({"text": 3}, "string"),
+    "string instead of list": ({"texts": "not a list"}, "list"),
+    "numbers in the list": ({"texts": ["ok", 2]}, "string"),
+    "both fields": ({"text": "a", "texts": ["b"]}, "exactly one"),
+    "neither field": ({}, "exactly one"),
+    "unknown field": ({"txt": "typo"}, "extra"),
+    "a list as the body": (["a", "b"], "dict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_answered_422_with_a_message(server, case):
+    payload, message = BAD_INPUTS[case]
+    response = post(server, payload)
+    assert response.status_code == 422, response.text
+    assert message.lower() in json.dumps(response.json()["detail"]).lower()
+
+
+def test_malformed_json_is_answered_422_and_the_server_stays_healthy(server):
+    response = post(server, content=b'{"text": "unterminated')
+    assert response.status_code == 422
+    assert "json" in json.dumps(response.json()["detail"]).lower()
+    assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
+    assert post(server, {"text": "still answering ."}).status_code == 200
+
+
+def test_concurrent_requests_are_served_in_shared_batches_no_larger_than_the_limit(server):
+    result = closed_loop(server.url, TEXTS, clients=8, requests=64, time_limit_s=20)
+    assert result.ok == result.sent == 64
+    assert max(result.batch_sizes) <= 8
+    assert sum(result.batch_sizes) / len(result.batch_sizes) > 2, "8 waiting clients should share batches"
+
+
+def test_one_at_a_time_serving_never_batches(servers):
+    unbatched = servers["unbatched"]
+    result = closed_loop(unbatched.url, TEXTS, clients=4, requests=24, time_limit_s=20)
+    health = httpx.get(unbatched.url + "/health", timeout=5).json()
+    assert result.ok == 24 and set(result.batch_sizes) == {1}
+    assert health["batch_sizes"] == {"1": health["batches"]}
+
+
+def test_a_burst_above_capacity_gets_503s_every_request_an_answer_and_the_server_recovers(servers):
+    slow = servers["slow"]
+    burst = open_loop(slow.url, TEXTS, rate=2000, requests=40, time_limit_s=10, timeout_s=20)
+    assert burst.sent == 40, "every request must end with an answer"
+    assert burst.statuses[503] > 0 and burst.ok > 0
+    assert burst.ok + burst.statuses[503] == 40, f"only 200 and 503 expected, got {dict(burst.statuses)}"
+    health = httpx.get(slow.url + "/health", timeout=5).json()
+    assert health["status"] == "ok" and health["queued"] == 0
+    assert post(slow, {"text": "after the storm ."}).status_code == 200
+    assert slow.process.poll() is None, "the server process must still be running"
+
+
+def test_stop_ends_a_server_process_even_while_it_is_still_starting(model_dir):
+    server = start_server(model_dir, max_batch_size=1, wait=False)
+    assert server.process.poll() is None
+    assert server.stop(timeout=10) is not None
+    assert server.process.poll() is not None
+
+
+def test_starting_a_server_on_a_folder_without_a_model_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        start_server(tmp_path)
+
+
+def test_the_batcher_groups_waiting_texts_up_to_the_maximum_batch_size():
+    seen = []
+
+    def predict(texts):
+        seen.append(len(texts))
+        return [[0.5, 0.5] for _ in texts]
+
+    async def scenario():
+        batcher = DynamicBatcher(predict, ServerOptions(max_batch_size=2, max_wait_ms=50))
+        task = asyncio.create_task(batcher.run())
+        answers = await asyncio.gather(batcher.submit(["a", "b", "c"]), batcher.submit(["d", "e"]))
+        task.cancel()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert seen == [2, 2, 1]
+    assert [[size for _, size in a] for a in answers] == [[2, 2, 2], [2, 1]]
+
+
+def test_a_failing_model_fails_its_requests_and_the_batcher_goes_on():
+    calls = []
+
+    def predict(texts):
+        calls.append(texts)
+        if texts == ["boom"]:
+            raise RuntimeError("model failure")
+        return [[1.0, 0.0] for _ in texts]
+
+    async def scenario():
+        batcher = DynamicBatcher(predict, ServerOptions(max_batch_size=1, max_wait_ms=0))
+        task = asyncio.create_task(batcher.run())
+        with pytest.raises(RuntimeError, match="model failure"):
+            await batcher.submit(["boom"])
+        answer = await batcher.submit(["fine"])
+        task.cancel()
+        return answer
+
+    assert asyncio.run(scenario()) == [([1.0, 0.0], 1)]
+
+
+def test_server_options_reject_impossible_values_naming_the_argument():
+    with pytest.raises(ValueError, match="max_batch_size must be an integer >= 1, got 0"):
+        ServerOptions(max_batch_size=0)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        ServerOptions(max_wait_ms=-1)
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8000", "http://example.com", "http://192.168.1.2"])
+def test_the_load_generator_refuses_addresses_off_the_loopback_interface(url):
+    with pytest.raises(ValueError, match="loopback"):
+        check_loopback(url)
+    with pytest.raises(ValueError, match="loopback"):
+        closed_loop(url, TEXTS, clients=1, requests=1, time_limit_s=1)
+
+
+def test_the_load_generator_accepts_loopback_addresses():
+    for url in ("http://127.0.0.1:1", "http://localhost:8000", "http://[::1]:80", "http://127.3.4.5"):
+        check_loopback(url)
+
+
+def test_the_closed_loop_stops_at_its_time_limit(server):
+    result = closed_loop(server.url, TEXTS, clients=2, requests=100_000, time_limit_s=0.5)
+    assert 0 < result.sent < 100_000 and result.elapsed_s < 3
