@@ -151,7 +151,7 @@ class DynamicBatcher:
             # Cancelling a wait on an Event loses nothing, unlike cancelling a queue.get().
             await asyncio.wait_for(self.arrived.wait(), timeout)
             return True
-        except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+        except TimeoutError:  # asyncio.TimeoutError is this builtin from Python 3.11
             return False
 
     async def run(self) -> None:
