@@ -65,7 +65,8 @@ class AmpChoice:
 # A CPU without a bf16 matrix engine must run bf16 matrix products at least this much faster than
 # fp32 for autocast to pay: the casts and the parts of a step that stay in fp32 (or run slower in
 # bf16) eat the gain. Measured on an AMD EPYC with AVX512-BF16 and no AMX: bf16 matmul 2.8x fp32,
-# yet chapter 7's 1,600 fine-tuning steps took 511 s under bf16 autocast against 384 s in fp32.
+# yet chapter 7's 1,600 fine-tuning steps took 511 s under bf16 autocast against 521 s in fp32 (one
+# machine, one day), 0.7 points less accurate: 2% faster is not worth it.
 BF16_MIN_SPEEDUP = 4.0
 CPU_BF16_ENV = "COURSE_CPU_BF16"  # "1" or "0" overrides the choice on a CPU (e.g. to compare runs)
 # The flags we read: torch's name -> /proc/cpuinfo's name ("bf16" is ARM's).

@@ -50,7 +50,7 @@ def no_measuring(monkeypatch):
     [
         (AMX, None, torch.bfloat16, "AMX-BF16 matrix engine"),
         (AVX512_BF16, 5.0, torch.bfloat16, "AVX512-BF16 without AMX; bf16 matmul 5.0x fp32"),
-        # 2.8x matmul on an EPYC still made chapter 7's training 1.33x slower: not enough
+        # 2.8x matmul on an EPYC made chapter 7's training only 2% faster: not enough
         (AVX512_BF16, 2.8, torch.float32, "AVX512-BF16 without AMX; bf16 matmul only 2.8x fp32"),
         (AVX512_BF16, 1.1, torch.float32, "AVX512-BF16 without AMX; bf16 matmul only 1.1x fp32"),
         (AVX512_BF16, 0.6, torch.float32, "bf16 matmul only 0.6x fp32"),  # bf16 emulated: slower
