@@ -67,7 +67,7 @@ def test_amp_dtype_cpu_rows_with_injected_capabilities(no_measuring, flags, spee
 def test_amp_dtype_cpu_measures_only_when_the_flags_are_not_conclusive(monkeypatch):
     monkeypatch.delenv(device_module.CPU_BF16_ENV, raising=False)
     asked = []
-    monkeypatch.setattr(device_module, "measured_bf16_speedup", lambda: asked.append(1) or 1.9)
+    monkeypatch.setattr(device_module, "measured_bf16_speedup", lambda: asked.append(1) or 4.5)
     assert amp_dtype("cpu", cpu_flags=AVX512_BF16).dtype == torch.bfloat16 and asked == [1]
     amp_dtype("cpu", cpu_flags=AMX)
     amp_dtype("cpu", cpu_flags=NO_BF16)
