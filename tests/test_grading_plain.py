@@ -187,6 +187,18 @@ def test_refusing_makes_a_library_function_fail_only_inside_the_block():
     assert torch.equal(f(torch.ones(2)), torch.full((2,), 0.5)), "outside the block the library works again"
 
 
+def test_refusing_also_catches_a_function_the_notebook_imported_by_name():
+    namespace = {}
+    exec("from torch import softmax as sm\n\ndef f(z):\n    return sm(z, dim=-1)\n", namespace)
+    kernel = LocalKernel(namespace)
+    f = kernel.lookup("f")
+    with using(kernel), checks.refusing("torch.softmax", message="build it from exp"):
+        with pytest.raises(AnswerError, match="build it from exp"):
+            f(torch.ones(2))
+    assert namespace["sm"] is torch.softmax, "the notebook's own name is put back"
+    assert torch.equal(f(torch.ones(2)), torch.full((2,), 0.5))
+
+
 def test_the_grading_agent_puts_back_library_attributes_a_submission_rebound():
     from course_utils.grading.agent import Agent
 

@@ -61,7 +61,7 @@ class Agent:
             op = request.get("op")
             if op == "lookup":
                 return self._lookup(request["name"])
-            with _refusing(request.get("refuse", ()), request.get("refuse_message", "")):
+            with _refusing(request.get("refuse", ()), request.get("refuse_message", ""), self.namespace):
                 if op == "call":
                     what = f"the result of {request['name']}(...)"
                     target = self.namespace[request["name"]]
@@ -121,10 +121,15 @@ def _run(source: str, names: dict):
 
 
 class _refusing:
-    """Replace library functions named ``"module.attr"`` or ``"module.Class.attr"`` for a while."""
+    """Replace library functions named ``"module.attr"`` or ``"module.Class.attr"`` for a while.
 
-    def __init__(self, dotted: tuple[str, ...], message: str):
-        self.dotted, self.message, self.saved = tuple(dotted), message, []
+    A notebook that imported one by name (``from torch import softmax``) holds its own reference:
+    every name in ``namespace`` (the notebook's globals) bound to the same object is replaced too.
+    """
+
+    def __init__(self, dotted: tuple[str, ...], message: str, namespace: dict | None = None):
+        self.dotted, self.message, self.namespace = tuple(dotted), message, namespace
+        self.saved, self.saved_names = [], []
 
     def __enter__(self):
         message = self.message
@@ -134,11 +139,19 @@ class _refusing:
 
         for path in self.dotted:
             owner, name = _owner(path)
-            self.saved.append((owner, name, owner.__dict__.get(name, _ABSENT)))
+            old = owner.__dict__.get(name, _ABSENT)
+            self.saved.append((owner, name, old))
             setattr(owner, name, refuse)
+            if self.namespace is not None and old is not _ABSENT:
+                for key, value in list(self.namespace.items()):
+                    if value is old:
+                        self.saved_names.append((key, value))
+                        self.namespace[key] = refuse
         return self
 
     def __exit__(self, *exc):
+        for key, value in reversed(self.saved_names):
+            self.namespace[key] = value
         for owner, name, old in reversed(self.saved):
             if old is _ABSENT:
                 delattr(owner, name)
