@@ -71,8 +71,8 @@ notebooks: $(STAMP)
 # a placed model an input it forgot to move (`.to(model.device)`) fails here, without a GPU.
 # Left out: chapters 3, 5 and 10 measure time and memory on cfg.device (meaningless on a lazy device),
 # and chapter 4's packed LSTM has no lazy kernel; those four move every input with .to(cfg.device).
-# Chapter 11 (a draft) serves its model from a separate server process and has not been checked on
-# the lazy device yet.
+# Chapter 11 moves its model to the CPU right after training, to save it for the server processes
+# that serve and time it there; it has not been run on the lazy device.
 NOT_ON_LAZY := chapters/03_training.ipynb chapters/04_lstm_baselines.ipynb chapters/05_attention_math.ipynb \
 	chapters/10_compute_cost.ipynb chapters/11_serving.ipynb
 placement: $(STAMP)

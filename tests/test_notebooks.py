@@ -144,6 +144,8 @@ TARGETS = {
     ("09_efficient", "cpu"): ("lora.val_accuracy", 0.8795, 1100),
     # issue 17: measured / predicted training FLOPs within 2%, in 10 minutes
     ("10_compute_cost", "cpu"): ("flops.train_ratio_measured_vs_6n", 0.98, 600),
+    # issue 18: DP-SGD at sigma = 1 keeps a useful head (the other targets are below), in 10 minutes
+    ("11_serving", "cpu"): ("dp.val_accuracy", 0.70, 600),
 }
 
 
@@ -197,6 +199,24 @@ def test_chapter_10_meets_its_targets():
     assert m["ddp.max_abs_diff"] <= 1e-6 and m["fit_ddp.max_abs_diff"] <= 1e-6
     assert abs(m["flops.train_ratio_measured_vs_6n"] - 1) <= 0.02
     assert m["memory.max_component_error"] <= 0.10
+
+
+def test_chapter_11_meets_its_targets():
+    """Issue 18: drift found on shifted text only, FedAvg equal to central training in the IID
+    one-step case, explanations that beat random deletions, batching at no worse p95."""
+    m = _cpu_metrics("11_serving")
+    assert m["drift.same_domain_p"] > 0.05 and m["drift.shifted_p"] < 0.01
+    assert m["fedavg.iid_max_abs_diff"] <= 1e-6
+    assert m["explain.deletion_drop_topk"] > m["explain.deletion_drop_random"]
+    assert m["serving.batched_p95_ms"] <= m["serving.unbatched_p95_ms"]
+    assert m["serving.batched_rps"] > m["serving.unbatched_rps"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18, open: on this 2-core CPU a text costs 25 ms alone and 13 ms in a "
+                   "batch of 32 (chapter 11's cost curve, one thread), so batching served 1.41x, not 3x")
+def test_chapter_11_batching_serves_three_times_the_requests():
+    m = _cpu_metrics("11_serving")
+    assert m["serving.batched_rps"] >= 3 * m["serving.unbatched_rps"]
 
 
 def test_compat_pins_every_lower_bound_but_torch():
