@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime
 import os
 import time
-from contextlib import nullcontext
 
 import torch
 
-from course_utils.device import amp_dtype, describe_hardware
+from course_utils.device import AmpChoice, amp_dtype, describe_hardware, mixed_precision
 from course_utils.results import record_benchmark
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,8 +37,10 @@ def precisions(device: torch.device, which: str) -> list[torch.dtype]:
 
 
 def autocast(device: torch.device, dtype: torch.dtype):
-    """The context a loop runs its forward pass in: autocast to ``dtype``, or nothing for fp32."""
-    return nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
+    """The context a bare loop runs its forward pass in, the one ``fit`` uses: autocast to ``dtype``
+    (with the math attention kernel on a CPU in bf16, see ``course_utils.device.mixed_precision``),
+    or nothing for fp32."""
+    return mixed_precision(device.type, AmpChoice(dtype, dtype == torch.float16, "benchmark"))
 
 
 def fit_amp(dtype: torch.dtype):

@@ -4,6 +4,8 @@ Same model (the packaged MiniLM-L6, or bert-base-uncased with ``--model``), same
 padded to a fixed length, same fused AdamW, batch and precision, timed side by side in one run,
 in fp32 and in the precision the hardware does best (``course_utils.amp_dtype``: bf16 autocast on a
 CPU with a bf16 matrix engine or an Ampere-or-later GPU, fp16 on a T4).
+On a CPU in bf16 every loop's model gets eager attention, as ``load_classifier`` chooses there: the
+fused attention kernel's bf16 backward pass is several times slower than its fp32 one on the CPU.
 Model-FLOPs utilisation (MFU) = FLOPs of one training step (counted by PyTorch's FlopCounterMode,
 forward + backward) x steps per second / the matmul peak of the dtype used, measured in this run.
 It also times one AdamW step (fused kernel against the per-tensor loop) and asks whether
@@ -55,11 +57,18 @@ class Fixed(torch.utils.data.Dataset):
                 "labels": torch.tensor(self.labels[i])}
 
 
-def load_model(choice, compiled: bool = False):
+def attention_for(device, dtype) -> str:
+    """The faster attention for every loop: on a CPU in bf16 the eager one, as ``load_classifier``
+    chooses (the fused kernel's bf16 backward is slow there); PyTorch's fused kernel otherwise."""
+    return "eager" if device.type == "cpu" and dtype == torch.bfloat16 else "sdpa"
+
+
+def load_model(choice, compiled: bool = False, attention: str = "sdpa"):
     """The classifier, dropout off as in chapter 7's cpu recipe; wrapped by ``torch.compile`` if asked."""
     torch.manual_seed(0)
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # no loading report or bar
-        model, _ = load_classifier(choice, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        model, _ = load_classifier(choice, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                   attn_implementation=attention)
     return torch.compile(model) if compiled else model
 
 
@@ -89,7 +98,7 @@ def adamw_step_seconds(model, fused: bool, device, repeat: int = 10) -> float:
 
 
 def run_bare(choice, data, steps, batch_size, device, dtype, compiled=False) -> float:
-    model = load_model(choice, compiled).to(device)
+    model = load_model(choice, compiled, attention_for(device, dtype)).to(device)
     model.train()
     opt = default_optimizer(model, lr=LR)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
@@ -109,7 +118,7 @@ def run_bare(choice, data, steps, batch_size, device, dtype, compiled=False) -> 
 
 
 def run_fit(choice, data, steps, batch_size, device, dtype, compiled=False) -> float:
-    model = load_model(choice, compiled)
+    model = load_model(choice, compiled, attention_for(device, dtype))
     sync(device)
     t0 = time.perf_counter()
     with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
@@ -123,7 +132,7 @@ def run_fit(choice, data, steps, batch_size, device, dtype, compiled=False) -> f
 def run_trainer(choice, data, steps, batch_size, device, dtype, compiled=False) -> float:
     from transformers import Trainer, TrainingArguments
 
-    model = load_model(choice)
+    model = load_model(choice, attention=attention_for(device, dtype))
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=LR,
@@ -167,7 +176,7 @@ def chapter_batches(tokenizer, steps: int, batch_size: int, max_len: int):
 
 def timed_fit(choice, items, recipe, steps, device, dtype, compiled) -> list[float]:
     """Seconds of each optimizer step of a chapter-7 style run (compilation lands in the first ones)."""
-    model = load_model(choice, compiled)
+    model = load_model(choice, compiled, attention_for(device, dtype))
     stamps = [time.perf_counter()]
     with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
         fit(model, items, lr=LR, max_steps=steps, device=device, amp=fit_amp(dtype), progress=False,

@@ -60,6 +60,52 @@ class AmpChoice:
         return self.dtype != torch.float32
 
 
+class mixed_precision:
+    """A reusable context for the forward pass in ``choice``'s precision on ``device_type``:
+    ``torch.autocast`` when ``choice.enabled``, nothing in fp32.
+
+    On a CPU in bf16 it also selects PyTorch's plain ("math") attention kernel. The fused CPU
+    flash-attention kernel's backward pass is far slower in bf16 than in fp32 (torch 2.13 on an
+    AMX Xeon, MiniLM, batch 32 x ~39 tokens: 25 ms against 2.9 ms per layer), enough to cancel all
+    that AMX gains on the matrix products; with the math kernel, whose matrix products run on AMX, a
+    chapter-7 training step took 0.17 s against 0.35 s in fp32. ``transformers``' eager attention
+    (matrix products under autocast, softmax in fp32) was faster still, 0.16 s, so
+    ``models.load_classifier`` picks it where training runs on such a CPU; this context covers every
+    other model. The backward pass follows the kernel the forward pass chose.
+
+    Example::
+
+        precision = mixed_precision("cpu", amp_dtype("cpu"))
+        with precision:
+            loss = model(**batch).loss
+        loss.backward()
+    """
+
+    def __init__(self, device_type: str, choice: AmpChoice):
+        self.device_type, self.choice = device_type, choice
+        self._stacks: list = []
+
+    @property
+    def math_attention(self) -> bool:
+        return self.choice.enabled and self.device_type == "cpu" and self.choice.dtype == torch.bfloat16
+
+    def __enter__(self):
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        if self.choice.enabled:
+            stack.enter_context(torch.autocast(self.device_type, dtype=self.choice.dtype))
+        if self.math_attention:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([SDPBackend.MATH]))
+        self._stacks.append(stack)
+        return self
+
+    def __exit__(self, *exc):
+        return self._stacks.pop().__exit__(*exc)
+
+
 # --------------------------------------------------------------------------- the CPU's bf16 engine
 
 # A CPU without a bf16 matrix engine must run bf16 matrix products at least this much faster than

@@ -165,15 +165,34 @@ def load_decoder(choice: DecoderChoice, *, tiny: bool = False, **kwargs):
     return model.eval(), tokenizer
 
 
+def bf16_on_cpu() -> bool:
+    """True where ``fit`` will train on the CPU (no GPU picked) in bf16 autocast."""
+    import torch
+
+    from .device import amp_dtype, pick_device
+
+    device = pick_device()
+    return device.type == "cpu" and amp_dtype(device).dtype == torch.bfloat16
+
+
 def load_classifier(choice: EncoderChoice, num_labels: int = 2, **kwargs):
-    """``(model, tokenizer)``: the encoder with a fresh classification head of ``num_labels`` classes."""
+    """``(model, tokenizer)``: the encoder with a fresh classification head of ``num_labels`` classes.
+
+    Where training will run on a CPU in bf16 (a CPU with AMX and no GPU: ``amp_dtype``), the model
+    gets ``transformers``' plain ("eager") attention unless ``attn_implementation`` is given: the
+    fused CPU attention kernel's backward pass is several times slower in bf16 than in fp32, and the
+    eager one runs its matrix products on the matrix engine (see ``device.mixed_precision``).
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if "attn_implementation" not in kwargs and bf16_on_cpu():
+        kwargs["attn_implementation"] = "eager"
     with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(choice.location)
         model, info = AutoModelForSequenceClassification.from_pretrained(
             choice.location, num_labels=num_labels, output_loading_info=True, **kwargs)
     new = sorted(info["missing_keys"])
-    print(f"Encoder: {choice.name} ({choice.reason}); "
+    attention = " eager attention (bf16 on this CPU);" if kwargs.get("attn_implementation") == "eager" else ""
+    print(f"Encoder: {choice.name} ({choice.reason});{attention} "
           f"initialised at random: {', '.join(new) if new else 'nothing'}.")
     return model, tokenizer

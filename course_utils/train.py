@@ -27,7 +27,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,7 +38,7 @@ from torch.utils.data import default_collate
 
 from . import checkpoint, parallel
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: F401 (public)
-from .device import AmpChoice, amp_dtype, is_out_of_memory, pick_device
+from .device import AmpChoice, amp_dtype, is_out_of_memory, mixed_precision, pick_device
 
 # --------------------------------------------------------------------------- history
 
@@ -316,7 +315,7 @@ def fit(
     warmup_steps = int(warmup * total_steps) if 0 < warmup < 1 else int(warmup)
     scaler = torch.amp.GradScaler(device.type if device.type == "cuda" else "cpu",
                                   enabled=precision.use_grad_scaler)
-    autocast = torch.autocast(device.type, dtype=precision.dtype) if precision.enabled else nullcontext()
+    autocast = mixed_precision(device.type, precision)  # autocast, and the attention kernel that pays
     dtype_name = str(precision.dtype).split(".")[-1]
 
     # ---- resume: the same run carries on; a finished run is restored, not retrained
@@ -701,7 +700,7 @@ def evaluate(
     for start in starts:
         indices = list(range(start, min(start + batch_size, len(data))))
         batch = _to_device(_fetch(data, indices, collate_fn), device)
-        with torch.autocast(device.type, dtype=precision.dtype) if precision.enabled else nullcontext():
+        with mixed_precision(device.type, precision):
             loss, output, labels = _forward_loss(model, batch, loss_fn)
         total_loss += loss.detach().float() * len(indices)
         preds.append(_logits(output).float().argmax(-1))

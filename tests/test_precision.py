@@ -108,3 +108,39 @@ def test_a_hugging_face_classifier_trains_in_bf16_with_an_fp32_loss():
 def test_fp16_on_the_cpu_is_still_refused_with_the_fix():
     with pytest.raises(ValueError, match="amp='bf16' on a CPU"):
         fit(mlp(), separable_data(n=16), amp="fp16", device="cpu", progress=False)
+
+
+def test_mixed_precision_on_a_bf16_cpu_picks_the_math_attention_kernel_and_can_be_reused():
+    # The fused CPU flash-attention kernel's bf16 backward is slow; mixed_precision swaps it out,
+    # in bf16 on the CPU only, and the context can be entered again and again (fit reuses it).
+    from course_utils.device import AmpChoice, mixed_precision
+
+    q = torch.randn(1, 2, 8, 16, requires_grad=True)
+    flash = "ScaledDotProductFlashAttentionForCpuBackward0"
+    bf16 = mixed_precision("cpu", AmpChoice(torch.bfloat16, False, "test"))
+    assert bf16.math_attention
+    for _ in range(2):
+        with bf16:
+            out = nn.functional.scaled_dot_product_attention(q, q, q)
+        assert out.dtype == torch.bfloat16 and type(out.grad_fn).__name__ != flash
+        out.float().sum().backward()
+    assert type(nn.functional.scaled_dot_product_attention(q, q, q).grad_fn).__name__ == flash  # restored
+    fp32 = mixed_precision("cpu", AmpChoice(torch.float32, False, "test"))
+    with fp32:
+        out = nn.functional.scaled_dot_product_attention(q, q, q)
+    assert not fp32.math_attention and out.dtype == torch.float32 and type(out.grad_fn).__name__ == flash
+
+
+def test_classifier_gets_eager_attention_only_where_it_trains_on_a_bf16_cpu(monkeypatch, capsys):
+    from course_utils import models
+    from course_utils.profiles import get_profile
+
+    choice = models.resolve_encoder(get_profile("smoke"))
+    monkeypatch.setattr(models, "bf16_on_cpu", lambda: True)
+    model, _ = models.load_classifier(choice)
+    assert model.config._attn_implementation == "eager" and "eager attention" in capsys.readouterr().out
+    model, _ = models.load_classifier(choice, attn_implementation="sdpa")  # the caller's choice wins
+    assert model.config._attn_implementation == "sdpa"
+    monkeypatch.setattr(models, "bf16_on_cpu", lambda: False)
+    model, _ = models.load_classifier(choice)
+    assert model.config._attn_implementation != "eager" and "eager" not in capsys.readouterr().out
