@@ -152,6 +152,12 @@ def _check_labels(output, labels, loss_fn) -> None:
         )
 
 
+def _has_quantized_layers(model: nn.Module) -> bool:
+    """True if ``model`` holds modules of ``torch.ao.nn.quantized`` (e.g. after dynamic int8
+    quantization), whose kernels refuse the bf16 or fp16 inputs autocast would hand them."""
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+
+
 def _resolve_amp(amp, device: torch.device) -> AmpChoice:
     auto = amp_dtype(device)
     if amp in ("auto", None):
@@ -686,6 +692,9 @@ def evaluate(
         raise ValueError("data is empty: nothing to evaluate")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision = _resolve_amp(amp, device)
+    if precision.enabled and _has_quantized_layers(model):
+        # int8 kernels (torch.ao dynamic quantization) take fp32 inputs only
+        precision = AmpChoice(torch.float32, False, "the model has int8 layers: fp32 around them")
     collate_fn = collate_fn or default_collate
     was_training = model.training
     model.eval()

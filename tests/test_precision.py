@@ -144,3 +144,15 @@ def test_classifier_gets_eager_attention_only_where_it_trains_on_a_bf16_cpu(monk
     monkeypatch.setattr(models, "bf16_on_cpu", lambda: False)
     model, _ = models.load_classifier(choice)
     assert model.config._attn_implementation != "eager" and "eager" not in capsys.readouterr().out
+
+
+def test_evaluate_runs_an_int8_model_in_fp32_even_where_autocast_is_on():
+    # Dynamic int8 linear kernels take fp32 inputs only; under bf16 autocast they raise.
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2)).eval()
+    # the last layer only: the first, left in float, hands it bf16 under autocast (as in a BERT)
+    int8 = torch.ao.quantization.quantize_dynamic(model, {"2"}, dtype=torch.qint8)
+    data = separable_data(64)
+    with pytest.raises(RuntimeError), torch.autocast("cpu", dtype=torch.bfloat16):
+        int8(data.tensors[0])
+    result = evaluate(int8, data, batch_size=32, amp="bf16")
+    assert 0 <= result["accuracy"] <= 1

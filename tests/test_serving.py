@@ -222,3 +222,17 @@ def test_the_load_generator_accepts_loopback_addresses():
 def test_the_closed_loop_stops_at_its_time_limit(server):
     result = closed_loop(server.url, TEXTS, clients=2, requests=100_000, time_limit_s=0.5)
     assert 0 < result.sent < 100_000 and result.elapsed_s < 3
+
+
+def test_a_batch_runs_in_bf16_on_a_matrix_engine_cpu_only_from_a_few_texts_up(monkeypatch):
+    import torch
+
+    from course_utils import device
+    from course_utils.serving import BF16_MIN_BATCH, precision_for
+
+    monkeypatch.setattr(device, "amp_dtype", lambda d: device.AmpChoice(torch.bfloat16, False, "AMX"))
+    assert precision_for(1).dtype == torch.float32 and "fp32 is faster" in precision_for(1).reason
+    assert precision_for(BF16_MIN_BATCH - 1).dtype == torch.float32
+    assert precision_for(BF16_MIN_BATCH).dtype == precision_for(32).dtype == torch.bfloat16
+    monkeypatch.setattr(device, "amp_dtype", lambda d: device.AmpChoice(torch.float32, False, "no engine"))
+    assert precision_for(32).dtype == torch.float32
