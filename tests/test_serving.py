@@ -79,13 +79,17 @@ def test_predict_answers_one_text_and_a_list_with_probabilities_summing_to_one(s
 
 
 def test_a_text_gets_the_same_answer_alone_and_inside_a_padded_batch(server):
+    from course_utils.serving import precision_for
+
     together = post(server, {"texts": TEXTS}).json()["predictions"]
     assert {p["batch_size"] for p in together} == {len(TEXTS)}
+    # on a CPU with a bf16 matrix engine the batch runs in bf16 and a lone text in fp32
+    tolerance = 1e-2 if precision_for(len(TEXTS)).enabled else 1e-5
     for text, batched in zip(TEXTS, together):
         alone = post(server, {"text": text}).json()["predictions"][0]
         assert alone["batch_size"] == 1
         assert torch.allclose(torch.tensor(alone["probabilities"]), torch.tensor(batched["probabilities"]),
-                              atol=1e-5, rtol=0), f"padding changed the answer for {text!r}"
+                              atol=tolerance, rtol=0), f"padding changed the answer for {text!r}"
 
 
 BAD_INPUTS = {
