@@ -11,7 +11,9 @@ Two ways to load a server, as MLPerf Inference's LoadGen distinguishes them:
   omission" otherwise hides exactly the slow cases).
 
 Both stop after ``requests`` requests or ``time_limit_s`` seconds, whichever comes first, and every
-request ends with a status: an HTTP code, ``"timeout"`` or ``"error"``. Example::
+request ends with a status: an HTTP code, ``"timeout"`` or ``"error"``. Requests go out through
+aiohttp, whose work per request is small beside the server's (``client="httpx"`` is the other
+choice; chapter 11 measures both). Example::
 
     result = closed_loop(server.url, texts, clients=8, requests=400, time_limit_s=20)
     result.summary()   # {'sent': 400, 'ok': 400, 'rps': 181.2, 'p50_ms': 41.0, 'p95_ms': 62.3, ...}
@@ -86,60 +88,102 @@ class LoadResult:
                 "mean_batch": round(float(np.mean(self.batch_sizes)), 2) if self.batch_sizes else float("nan")}
 
 
-async def _one_request(client, url: str, text: str, due: float, result: LoadResult, latencies: list) -> None:
-    import httpx
+CLIENTS = ("aiohttp", "httpx")
 
+
+class _Client:
+    """One HTTP client library behind one small interface: ``await post(url, text)`` gives
+    ``(status, body)`` (``body`` parsed only for a 200), raises ``TimeoutError`` when the request
+    ran out of time and ``ConnectionError`` when it failed otherwise.
+
+    ``aiohttp`` is the default: the load generator shares the machine with the server, so its own
+    work per request counts. Chapter 11 measures both against a server with no model.
+    """
+
+    def __init__(self, kind: str, concurrency: int, timeout_s: float):
+        if kind not in CLIENTS:
+            raise ValueError(f"client must be one of {CLIENTS}, got {kind!r}")
+        self.kind, self.concurrency, self.timeout_s = kind, concurrency, timeout_s
+
+    async def __aenter__(self):
+        if self.kind == "aiohttp":
+            import aiohttp
+
+            self.timeouts, self.errors = (TimeoutError,), (aiohttp.ClientError,)  # aiohttp: the builtin
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency),
+                                                 timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        else:
+            import httpx
+
+            self.timeouts, self.errors = (httpx.TimeoutException,), (httpx.HTTPError,)
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self.session = httpx.AsyncClient(limits=limits, timeout=self.timeout_s)
+        await self.session.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.session.__aexit__(*exc)
+
+    async def post(self, url: str, text: str) -> tuple[int, dict | None]:
+        try:
+            if self.kind == "aiohttp":
+                async with self.session.post(url, json={"text": text}) as response:
+                    return response.status, (await response.json() if response.status == 200 else None)
+            response = await self.session.post(url, json={"text": text})
+            return response.status_code, (response.json() if response.status_code == 200 else None)
+        except self.timeouts as error:
+            raise TimeoutError(str(error)) from error
+        except self.errors as error:
+            raise ConnectionError(f"{type(error).__name__}: {error}") from error
+
+
+async def _one_request(client: _Client, url: str, text: str, due: float, result: LoadResult,
+                       latencies: list) -> None:
     try:
-        response = await client.post(url + "/predict", json={"text": text})
-    except httpx.TimeoutException:
+        status, body = await client.post(url + "/predict", text)
+    except TimeoutError:
         result.statuses["timeout"] += 1
         return
-    except httpx.HTTPError:
+    except ConnectionError:
         result.statuses["error"] += 1
         return
-    result.statuses[response.status_code] += 1
-    if response.status_code == 200:
+    result.statuses[status] += 1
+    if status == 200:
         latencies.append((time.perf_counter() - due) * 1000)
-        result.batch_sizes.append(response.json()["predictions"][0]["batch_size"])
+        result.batch_sizes.append(body["predictions"][0]["batch_size"])
 
 
-def _client(concurrency: int, timeout_s: float):
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(limits=limits, timeout=timeout_s)
-
-
-async def _closed_loop(url, texts, clients, requests, time_limit_s, timeout_s) -> LoadResult:
+async def _closed_loop(url, texts, clients, requests, time_limit_s, timeout_s, client) -> LoadResult:
     result, latencies = LoadResult("closed", 0.0, np.array([])), []
     counter = iter(range(requests))
     start = time.perf_counter()
 
-    async def user(client):
+    async def user(http):
         for i in counter:  # shared iterator: the users together send `requests` requests
             if time.perf_counter() - start > time_limit_s:
                 return
-            await _one_request(client, url, texts[i % len(texts)], time.perf_counter(), result, latencies)
+            await _one_request(http, url, texts[i % len(texts)], time.perf_counter(), result, latencies)
 
-    async with _client(clients, timeout_s) as client:
-        await asyncio.gather(*(user(client) for _ in range(clients)))
+    async with _Client(client, clients, timeout_s) as http:
+        await asyncio.gather(*(user(http) for _ in range(clients)))
     result.elapsed_s, result.latencies_ms = time.perf_counter() - start, np.array(latencies)
     return result
 
 
-async def _open_loop(url, texts, rate, requests, time_limit_s, timeout_s, seed, max_connections) -> LoadResult:
+async def _open_loop(url, texts, rate, requests, time_limit_s, timeout_s, seed, max_connections,
+                     client) -> LoadResult:
     result, latencies = LoadResult("open", 0.0, np.array([])), []
     rng = random.Random(seed)
     start = time.perf_counter()
     due, tasks = start, []
-    async with _client(max_connections, timeout_s) as client:
+    async with _Client(client, max_connections, timeout_s) as http:
         for i in range(requests):
             due += rng.expovariate(rate)  # Poisson arrivals: exponential gaps of mean 1/rate
             if due - start > time_limit_s:
                 break
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.create_task(
-                _one_request(client, url, texts[i % len(texts)], due, result, latencies)))
+                _one_request(http, url, texts[i % len(texts)], due, result, latencies)))
         await asyncio.gather(*tasks)
     result.elapsed_s, result.latencies_ms = time.perf_counter() - start, np.array(latencies)
     return result
@@ -167,8 +211,10 @@ def _run(coroutine):
     return box["value"]
 
 
-def _check(url, texts, requests, time_limit_s) -> None:
+def _check(url, texts, requests, time_limit_s, client) -> None:
     check_loopback(url)
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
     if not texts:
         raise ValueError("texts is empty: give at least one text to send")
     if requests < 1 or time_limit_s <= 0:
@@ -176,24 +222,26 @@ def _check(url, texts, requests, time_limit_s) -> None:
 
 
 def closed_loop(url: str, texts: Sequence[str], *, clients: int, requests: int, time_limit_s: float,
-                timeout_s: float = 10.0) -> LoadResult:
+                timeout_s: float = 10.0, client: str = "aiohttp") -> LoadResult:
     """``clients`` users send one text per request, each waiting for its answer before the next.
 
     Stops after ``requests`` requests in all or ``time_limit_s`` seconds. Texts are used in order,
-    cycling.
+    cycling. ``client``: the HTTP library that sends them, ``"aiohttp"`` or ``"httpx"``.
     """
-    _check(url, texts, requests, time_limit_s)
+    _check(url, texts, requests, time_limit_s, client)
     if clients < 1:
         raise ValueError(f"clients must be >= 1, got {clients}")
-    return _run(_closed_loop(url, list(texts), clients, requests, time_limit_s, timeout_s))
+    return _run(_closed_loop(url, list(texts), clients, requests, time_limit_s, timeout_s, client))
 
 
 def open_loop(url: str, texts: Sequence[str], *, rate: float, requests: int, time_limit_s: float,
-              timeout_s: float = 10.0, seed: int = 0, max_connections: int = 256) -> LoadResult:
+              timeout_s: float = 10.0, seed: int = 0, max_connections: int = 256,
+              client: str = "aiohttp") -> LoadResult:
     """Requests arrive as a Poisson process of ``rate`` per second, whether or not earlier ones were
     answered. Stops issuing after ``requests`` requests or ``time_limit_s`` seconds, then waits for
-    the outstanding answers (each at most ``timeout_s``)."""
-    _check(url, texts, requests, time_limit_s)
+    the outstanding answers (each at most ``timeout_s``). ``client`` as in :func:`closed_loop`."""
+    _check(url, texts, requests, time_limit_s, client)
     if rate <= 0:
         raise ValueError(f"rate must be > 0 requests per second, got {rate}")
-    return _run(_open_loop(url, list(texts), rate, requests, time_limit_s, timeout_s, seed, max_connections))
+    return _run(_open_loop(url, list(texts), rate, requests, time_limit_s, timeout_s, seed, max_connections,
+                           client))

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import torch
 
-from course_utils.loadgen import check_loopback, closed_loop, open_loop
+from course_utils.loadgen import CLIENTS, check_loopback, closed_loop, open_loop
 from course_utils.models import packaged_encoder_path
-from course_utils.serving import DynamicBatcher, ServerOptions, start_server
+from course_utils.serving import DynamicBatcher, ServerOptions, free_port, start_server
 
 TEXTS = ["a gorgeous , witty film .", "dull .", "the plot is nothing but clichés .",
          "it 's not a bad movie , but the ending is terrible .", "wonderful", "a mess from start to end ."]
@@ -36,8 +36,8 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(model_dir):
-    """Three servers, started side by side (each start is mostly imports): batching, one at a time,
-    and a slow one with a short queue."""
+    """Four servers, started side by side (each start is mostly imports): batching, one at a time,
+    a slow one with a short queue, and one with no model at all."""
     running = {
         "batching": start_server(model_dir, max_batch_size=8, max_wait_ms=20, max_texts=8, max_chars=200,
                                  threads=1, wait=False),
@@ -45,6 +45,7 @@ def servers(model_dir):
         # 100 ms a batch of at most 2, room for 4 waiting texts: a burst must overflow the queue.
         "slow": start_server(model_dir, max_batch_size=2, max_wait_ms=0, max_queue=4, extra_batch_ms=100,
                              threads=1, wait=False),
+        "instant": start_server(None, max_batch_size=4, max_wait_ms=1, wait=False),
     }
     try:
         for server in running.values():
@@ -151,6 +152,45 @@ def test_a_burst_above_capacity_gets_503s_every_request_an_answer_and_the_server
     assert slow.process.poll() is None, "the server process must still be running"
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_request_that_runs_out_of_time_is_counted_as_a_timeout_by_either_client(servers, client):
+    slow = servers["slow"]  # 100 ms a batch
+    result = closed_loop(slow.url, TEXTS, clients=1, requests=2, time_limit_s=10, timeout_s=0.03,
+                         client=client)
+    assert dict(result.statuses) == {"timeout": 2} and result.rps == 0
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_either_client_counts_a_refused_connection_as_an_error(client):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = closed_loop(url, TEXTS, clients=2, requests=4, time_limit_s=10, client=client)
+    assert dict(result.statuses) == {"error": 4} and len(result.latencies_ms) == 0
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_server_without_a_model_answers_every_request_of_either_client(servers, client):
+    instant = servers["instant"]
+    result = closed_loop(instant.url, TEXTS, clients=8, requests=80, time_limit_s=20, client=client)
+    assert result.ok == result.sent == 80 and len(result.latencies_ms) == 80
+    assert 1 <= min(result.batch_sizes) and max(result.batch_sizes) <= 4
+    answer = post(instant, {"texts": TEXTS[:2]}).json()["predictions"]
+    assert [p["probabilities"] for p in answer] == [[0.5, 0.5]] * 2
+
+
+def test_the_load_generator_refuses_an_unknown_client_by_name():
+    with pytest.raises(ValueError, match="client must be one of"):
+        closed_loop("http://127.0.0.1:1", TEXTS, clients=1, requests=1, time_limit_s=1, client="requests")
+
+
+def test_the_server_command_wants_a_model_folder_or_the_instant_model(capsys):
+    from course_utils.serving import main
+
+    for argv in ([], ["some_folder", "--instant-model"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert "not both and not neither" in capsys.readouterr().err
+
+
 def test_stop_ends_a_server_process_even_while_it_is_still_starting(model_dir):
     server = start_server(model_dir, max_batch_size=1, wait=False)
     assert server.process.poll() is None
@@ -240,3 +280,25 @@ def test_a_batch_runs_in_bf16_on_a_matrix_engine_cpu_only_from_a_few_texts_up(mo
     assert precision_for(BF16_MIN_BATCH).dtype == precision_for(32).dtype == torch.bfloat16
     monkeypatch.setattr(device, "amp_dtype", lambda d: device.AmpChoice(torch.float32, False, "no engine"))
     assert precision_for(32).dtype == torch.float32
+
+
+def test_bf16_batches_run_plain_attention_and_lone_texts_the_fused_kernel(model_dir, monkeypatch):
+    from course_utils import device
+    from course_utils.serving import BF16_MIN_BATCH, load_predictor
+
+    monkeypatch.setattr(device, "amp_dtype", lambda d: device.AmpChoice(torch.bfloat16, False, "AMX"))
+    seen = []
+    predict, _ = load_predictor(model_dir)
+    from transformers import BertForSequenceClassification
+
+    original = BertForSequenceClassification.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.config._attn_implementation)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", spy)
+    lone, batch, lone_again = predict(TEXTS[:1]), predict(TEXTS[:BF16_MIN_BATCH]), predict(TEXTS[:1])
+    assert seen == ["sdpa", "eager", "sdpa"]
+    assert lone == lone_again
+    assert abs(batch[0][0] - lone[0][0]) < 1e-2  # bf16 keeps about three digits
