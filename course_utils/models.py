@@ -157,12 +157,25 @@ def load_decoder(choice: DecoderChoice, *, tiny: bool = False, **kwargs):
             model = AutoModelForCausalLM.from_config(config)
         else:
             model = AutoModelForCausalLM.from_pretrained(choice.location, **extra, **kwargs)
+    if choice.gguf_file and tokenizer.pad_token is None:
+        fill_pad_from_gguf(tokenizer, Path(choice.location) / choice.gguf_file)
     if tiny:
         print(f"Decoder: a tiny random model with the layout and tokenizer of {choice.name} "
               f"({sum(p.numel() for p in model.parameters()):,} parameters; smoke profile).")
     else:
         print(f"Decoder: {choice.name} ({choice.reason}).")
     return model.eval(), tokenizer
+
+
+def fill_pad_from_gguf(tokenizer, gguf_path) -> None:
+    """Give ``tokenizer`` the padding token the GGUF file's header names
+    (``tokenizer.ggml.padding_token_id``), if it has one: transformers 5 reads it, transformers 4
+    leaves the tokenizer without a pad token (SmolLM2's is its end token, ``<|im_end|>``)."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf_path)).fields.get("tokenizer.ggml.padding_token_id")
+    if field is not None:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(int(field.parts[field.data[0]][0]))
 
 
 def bf16_on_cpu() -> bool:

@@ -119,3 +119,18 @@ def test_tiny_decoder_has_smollm2s_layout_and_tokenizer_and_few_weights():
     loss = model.train()(input_ids=ids, labels=ids).loss
     loss.backward()
     assert torch.isfinite(loss) and abs(loss.item() - torch.log(torch.tensor(49152.0)).item()) < 1.0
+
+
+def test_a_tokenizer_without_a_pad_token_gets_the_one_the_gguf_header_names():
+    """transformers 4 does not read the GGUF's padding token (5 does): load_decoder fills it in."""
+    from pathlib import Path
+
+    from course_utils.models import fill_pad_from_gguf, load_decoder, resolve_decoder
+    from course_utils.profiles import get_profile
+
+    choice = resolve_decoder(get_profile("smoke"))
+    _, tok = load_decoder(choice, tiny=True)
+    tok.pad_token = None
+    assert tok.pad_token_id is None
+    fill_pad_from_gguf(tok, Path(choice.location) / choice.gguf_file)
+    assert tok.pad_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id == 2
