@@ -28,9 +28,9 @@ from course_utils.models import load_classifier, resolve_encoder
 from course_utils.serving import start_server
 
 
-def save_model(folder: str, max_len: int) -> None:
+def save_model(folder: str, cfg) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
-        model, tokenizer = load_classifier(resolve_encoder(course_utils.setup(quiet=True)), num_labels=2,
+        model, tokenizer = load_classifier(resolve_encoder(cfg), num_labels=2,
                                            id2label={0: "negative", 1: "positive"},
                                            label2id={"negative": 0, "positive": 1})
     model.save_pretrained(folder)
@@ -54,7 +54,7 @@ def main() -> None:
     print(f"load generator ({args.client}) against no model: {ceiling.rps:.0f} req/s")
 
     with tempfile.TemporaryDirectory() as folder:
-        save_model(folder, cfg.max_len)
+        save_model(folder, cfg)
         common = dict(threads=1, max_tokens=cfg.max_len, max_queue=64, wait=False)
         servers = {"one at a time": start_server(folder, max_batch_size=1, **common),
                    "batched": start_server(folder, max_batch_size=32, max_wait_ms=5, **common)}
