@@ -54,6 +54,16 @@ def test_check_catches_an_edited_setup_cell(tmp_path):
     assert any("setup cell differs" in p for p in nbtools.problems(tmp_path / "x.ipynb"))
 
 
+def test_a_new_setup_cell_does_not_make_stored_outputs_stale(tmp_path):
+    """The setup cell is generated and checked apart; every other code cell is in the hash."""
+    nb = nbformat.read(ROOT / "chapters" / "00_environment.ipynb", as_version=4)
+    before = nbtools.code_hash(nb)
+    nbtools.first_code_cell(nb).source += "\n# a new install line"
+    assert nbtools.code_hash(nb) == before
+    [c for c in nb.cells if c.cell_type == "code"][1].source += "\n# edited"
+    assert nbtools.code_hash(nb) != before
+
+
 def test_setup_cell_installs_from_the_configured_repository():
     url = nbtools.repository_url()
     assert url.startswith("https://github.com/")

@@ -70,10 +70,15 @@ def setup_cell_source() -> str:
 
 
 def code_hash(nb) -> str:
-    """SHA-256 of the notebook's code, cell by cell: outputs are stale when it changes."""
+    """SHA-256 of the notebook's code, cell by cell: outputs are stale when it changes.
+
+    The setup cell is left out: it is generated from one manifest (checked apart, below), and what
+    it does differently (install on Colab) never runs where outputs are stored, so a new install
+    line must not make every notebook's outputs stale.
+    """
     digest = hashlib.sha256()
     for cell in nb.cells:
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and not cell.source.startswith(SETUP_MARKER):
             digest.update(cell.source.strip().encode())
             digest.update(b"\n\x00cell\x00\n")
     return digest.hexdigest()[:16]
