@@ -27,7 +27,9 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -56,6 +58,8 @@ class ServerOptions:
     ``max_texts``: most texts in one request (more get 422).
     ``max_tokens``: the tokenizer's truncation length.
     ``extra_batch_ms``: added to every model call, to imitate a heavier model (tests of overload).
+    ``device``: where the model runs, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"auto"``
+    (CUDA when there is a GPU, else the CPU; see :func:`serving_device`).
     """
 
     max_batch_size: int = 16
@@ -65,6 +69,7 @@ class ServerOptions:
     max_texts: int = 64
     max_tokens: int = 64
     extra_batch_ms: float = 0.0
+    device: str = "auto"
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_queue", "max_chars", "max_texts", "max_tokens"):
@@ -74,6 +79,8 @@ class ServerOptions:
         for name in ("max_wait_ms", "extra_batch_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 milliseconds, got {getattr(self, name)!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
 
 
 # ----------------------------------------------------------------------------- the model
@@ -85,15 +92,17 @@ class ServerOptions:
 BF16_MIN_BATCH = 4
 
 
-def precision_for(batch_size: int, device: str = "cpu"):
+def precision_for(batch_size: int, device: str = "cpu", device_choice=None):
     """The :class:`~course_utils.device.AmpChoice` the server uses for a batch of ``batch_size``
     texts: the device's mixed precision (``amp_dtype``) from ``BF16_MIN_BATCH`` texts up where that
-    is bf16 on a CPU, fp32 below; on other devices, the device's choice whatever the size."""
+    is bf16 on a CPU, fp32 below; on other devices, the device's choice whatever the size.
+    ``device_choice``: ``amp_dtype(device)`` computed once by the caller (it reads CPU flags, so the
+    server asks once at start-up rather than once a batch)."""
     import torch
 
     from .device import AmpChoice, amp_dtype
 
-    choice = amp_dtype(device)
+    choice = device_choice if device_choice is not None else amp_dtype(device)
     if torch.device(device).type == "cpu" and choice.enabled and batch_size < BF16_MIN_BATCH:
         return AmpChoice(torch.float32, False, f"fewer than {BF16_MIN_BATCH} texts: fp32 is faster")
     return choice
@@ -107,38 +116,55 @@ def attention_for(choice, device_type: str = "cpu") -> str:
     return "eager" if choice.enabled and device_type == "cpu" else "sdpa"
 
 
-def load_predictor(model_dir: str | os.PathLike, max_tokens: int = 64, threads: int | None = None):
+def serving_device(device: str | None = "auto") -> str:
+    """The device a server's model runs on: ``device`` itself, or for ``"auto"`` (and ``None``)
+    ``"cuda"`` when PyTorch sees a GPU and ``"cpu"`` otherwise. One server process owns the GPU."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(torch.device(device))
+
+
+def load_predictor(model_dir: str | os.PathLike, max_tokens: int = 64, threads: int | None = None,
+                   device: str | None = "auto"):
     """``(predict, label_names)`` for a classifier saved with ``save_pretrained`` in ``model_dir``.
 
     ``predict(texts)`` pads the batch to its longest text, truncates at ``max_tokens`` tokens and
     returns softmax probabilities, one list of ``num_labels`` floats per text. Each batch runs in
     the precision :func:`precision_for` gives its size (bf16 for batches of a few texts or more on
     a CPU with a bf16 matrix engine, fp32 otherwise), bf16 batches on a CPU with plain ("eager")
-    attention, the others with the fused kernel (``sdpa``).
+    attention, the others with the fused kernel (``sdpa``). ``device``: where the model runs
+    (``"auto"``: CUDA when there is a GPU, else the CPU; see :func:`serving_device`); the
+    probabilities come back as Python floats wherever it runs.
 
     Example::
 
-        predict, names = load_predictor("checkpoints/cpu/11_served_model")
+        predict, names = load_predictor("checkpoints/cpu/11_served_model")        # GPU if any
         predict(["a gorgeous film ."])   # [[0.03, 0.97]]
+        predict, names = load_predictor("checkpoints/cpu/11_served_model", device="cpu")
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .device import mixed_precision
+    from . import device as devices
 
     if threads is not None:
         torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval().to(serving_device(device))
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    device_choice = devices.amp_dtype(model.device)  # once: it reads the CPU's flags
 
     def predict(texts: list[str]) -> list[list[float]]:
         enc = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-        choice = precision_for(len(texts), model.device.type)
+        choice = precision_for(len(texts), model.device.type, device_choice)
         attention = attention_for(choice, model.device.type)
         if model.config._attn_implementation != attention:
-            model.set_attn_implementation(attention)  # ~0.1 ms, and only when the precision changes
-        with torch.inference_mode(), mixed_precision(model.device.type, choice):
+            # ~0.1 ms, and only when the precision changes. It changes the shared model: safe only
+            # because the batcher runs one batch at a time (two model threads would race here).
+            model.set_attn_implementation(attention)
+        with torch.inference_mode(), devices.mixed_precision(model.device.type, choice):
             logits = model(**enc.to(model.device)).logits  # (batch, num_labels)
         return logits.float().softmax(-1).cpu().tolist()
 
@@ -307,7 +333,8 @@ def serve(model_dir: str | os.PathLike | None, port: int, options: ServerOptions
     if model_dir is None:
         predict, names = instant_predictor()
     else:
-        predict, names = load_predictor(model_dir, options.max_tokens, threads)
+        options = dataclasses.replace(options, device=serving_device(options.device))  # /health shows it
+        predict, names = load_predictor(model_dir, options.max_tokens, threads, options.device)
     uvicorn.run(create_app(predict, names, options), host=LOOPBACK, port=port, log_level="warning",
                 access_log=False)
 
@@ -378,7 +405,8 @@ def start_server(model_dir: str | os.PathLike | None, *, options: ServerOptions 
     """Start ``python -m course_utils.serving`` on a free loopback port; return once /health answers.
 
     ``model_dir=None`` serves the stand-in of :func:`instant_predictor` (no model, no torch work).
-    Options are a :class:`ServerOptions` or its fields as keywords (``max_batch_size=16``).
+    Options are a :class:`ServerOptions` or its fields as keywords (``max_batch_size=16``,
+    ``device="cpu"``; the default ``device="auto"`` serves on CUDA when there is a GPU, else the CPU).
     ``threads``: torch threads in the server (default: torch's choice). ``wait=False`` returns at
     once; call ``server.wait_until_ready()`` later (to start several servers side by side).
     Raises ``RuntimeError`` with the server's log if it exits or does not answer within ``timeout`` s.
@@ -387,6 +415,8 @@ def start_server(model_dir: str | os.PathLike | None, *, options: ServerOptions 
 
         with start_server("my_model", max_batch_size=1) as server:
             print(server.url)   # http://127.0.0.1:41237
+        with start_server("my_model", device="cpu") as server:   # keep the GPU for something else
+            ...
     """
     if model_dir is not None and not Path(model_dir, "config.json").exists():
         raise FileNotFoundError(f"model_dir {str(model_dir)!r} has no config.json: save the model there "

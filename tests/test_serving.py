@@ -302,3 +302,35 @@ def test_bf16_batches_run_plain_attention_and_lone_texts_the_fused_kernel(model_
     assert seen == ["sdpa", "eager", "sdpa"]
     assert lone == lone_again
     assert abs(batch[0][0] - lone[0][0]) < 1e-2  # bf16 keeps about three digits
+
+
+def test_the_server_device_is_cuda_when_there_is_a_gpu_else_the_cpu_unless_named(monkeypatch):
+    from course_utils.serving import serving_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert serving_device("auto") == serving_device(None) == "cuda"
+    assert serving_device("cpu") == "cpu" and serving_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert serving_device("auto") == "cpu"
+
+
+def test_server_options_refuse_an_unknown_device_naming_the_choices():
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda'"):
+        ServerOptions(device="gpu")
+    assert ServerOptions(device="cuda:0").device == "cuda:0"
+
+
+def test_a_predictor_loads_on_the_device_it_is_given(model_dir):
+    from course_utils.serving import load_predictor
+
+    predict, names = load_predictor(model_dir, device="cpu")
+    (probabilities,) = predict(TEXTS[:1])
+    assert names == ["negative", "positive"] and abs(sum(probabilities) - 1) < 1e-5
+    if torch.cuda.is_available():  # on a GPU machine, also the GPU, to the CPU's answer
+        (on_gpu,) = load_predictor(model_dir, device="cuda")[0](TEXTS[:1])
+        assert torch.allclose(torch.tensor(on_gpu), torch.tensor(probabilities), atol=1e-2)
+
+
+def test_health_names_the_device_the_server_resolved(servers):
+    options = httpx.get(servers["batching"].url + "/health", timeout=5).json()["options"]
+    assert options["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
