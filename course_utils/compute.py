@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 
 def flops_per_token(n_params: float, *, n_layers: int = 0, d_model: int = 0, seq_len: int = 0,
-                    training: bool = True) -> float:
+                    training: bool = True, recompute: bool = False) -> float:
     """FLOPs to process one token: ``6 N + 12 L T d`` for training, ``2 N + 4 L T d`` for inference.
 
     ``n_params`` counts the weights that multiply activations (every ``nn.Linear`` weight, and the
@@ -42,13 +42,19 @@ def flops_per_token(n_params: float, *, n_layers: int = 0, d_model: int = 0, seq
     A causal model could skip the masked half of ``q·kᵀ``; most kernels, and PyTorch's FLOP counter,
     compute the whole square, and so does this formula.
 
+    ``recompute=True`` (activation checkpointing of every layer) runs each forward pass a second time
+    during the backward pass: ``8 N + 16 L T d``. These are the *hardware* FLOPs the chip executes;
+    the *model* FLOPs of MFU stay ``6 N + 12 L T d`` (Narayanan et al. 2021 count 8N for this reason).
+
     Example: ``flops_per_token(85e6, n_layers=12, d_model=768, seq_len=1024)`` is 6.2e8 (5.1e8 of it the 6N term).
     """
     for name, value in (("n_params", n_params), ("n_layers", n_layers), ("d_model", d_model), ("seq_len", seq_len)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     forward = 2 * n_params + 4 * n_layers * seq_len * d_model
-    return 3 * forward if training else forward
+    if recompute and not training:
+        raise ValueError("recompute=True needs training=True: inference saves nothing to recompute")
+    return (4 if recompute else 3) * forward if training else forward
 
 
 def training_flops(n_params: float, tokens: float, **attention) -> float:
@@ -196,26 +202,33 @@ def devices_to_fit(n_params: float, gpu: GPU, stage: int, precision: Precision =
     return None
 
 
-def fsdp_shard_numel(shape: tuple[int, ...], world: int, rank: int) -> int:
+def fsdp_shard_numel(shape: tuple[int, ...], world: int, rank: int, *, padded: bool = False) -> int:
     """Elements of a parameter of ``shape`` that FSDP2 (``fully_shard``) keeps on ``rank`` of ``world``.
 
     FSDP2 cuts every parameter along its first dimension as ``torch.chunk`` does: chunks of
-    ``ceil(rows / world)`` rows, so the first ranks get the full chunks, the last one the remainder,
-    and a rank past the end gets nothing. A ``(5, 64)`` weight on 2 ranks: 3 rows (192) and 2 rows (128).
+    ``ceil(rows / world)`` rows, so the first ranks get full chunks, later ranks the remainder, and
+    ranks past the end nothing (5 rows on 4 ranks: 2, 2, 1, 0). That is the *logical* shard
+    (``padded=False``), and the size of AdamW's moments, which are created like the shard.
+
+    The parameter's *storage* is padded: every rank allocates a full first chunk, so that the
+    all-gather, which needs inputs of one size on every rank, can read it without a copy
+    (``padded=True``; FSDP2's ``_fsdp_param.py`` allocates ``chunks[0].size()`` on each rank).
+
+    A ``(5, 64)`` weight on 2 ranks: 3 rows (192) and 2 rows (128); padded, 192 on both.
     """
     if not 0 <= rank < world:
         raise ValueError(f"rank must be in 0..{world - 1}, got {rank}")
     if not shape:
-        return 1 if rank == 0 else 0
+        return 1 if rank == 0 or padded else 0
     rows, per_row = shape[0], math.prod(shape[1:])
     chunk = math.ceil(rows / world)
-    mine = min(chunk, max(0, rows - rank * chunk))
+    mine = chunk if padded else min(chunk, max(0, rows - rank * chunk))
     return mine * per_row
 
 
 def activation_bytes_per_layer(seq_len: int, batch: int, d_model: int, n_heads: int, *,
                                bytes_per_value: int = 2, dropout: bool = True,
-                               saves_attention_matrix: bool = True) -> float:
+                               saves_attention_matrix: bool = True, autocast: bool = False) -> float:
     """Bytes a pre-LN Transformer layer (4d-wide MLP, GELU) saves for its backward pass.
 
     Counts each tensor that autograd keeps, once: the two LayerNorm inputs (2 sbd), the QKV input (sbd),
@@ -226,11 +239,28 @@ def activation_bytes_per_layer(seq_len: int, batch: int, d_model: int, n_heads: 
     one fp32 log-sum-exp per head and position instead. Dropout keeps a one-byte mask per dropped value
     and, after the attention softmax, its output.
 
-    With 16-bit values and dropout this is Korthikanti et al. (2022)'s ``s b h (34 + 5 a s / h)``.
+    With 16-bit values and dropout this is Korthikanti et al. (2022)'s ``s b h (34 + 5 a s / h)``: it
+    counts Megatron's fp16 training, where LayerNorm and softmax outputs are kept in 16 bits too.
+
+    ``autocast=True`` counts PyTorch's automatic mixed precision instead (``torch.autocast``, with
+    ``bytes_per_value`` the 16-bit size): the residual stream stays fp32, so both LayerNorm inputs are
+    fp32 (8 sbd bytes); each matrix product saves a new 16-bit copy of its input (the QKV and MLP
+    inputs, 2 + 2 bytes per value of ``d``); the 12 other values stay 16-bit; and a materialised
+    softmax is computed and kept in fp32 *and* cast to 16 bits for the product with V: 4 + 2 bytes per
+    score. That is ``36 sbd + 6 a s² b`` bytes, about 1.1-1.6 times the 16-bit count, not half of
+    fp32. (Autocast also keeps a 16-bit copy of every weight, 2 bytes per parameter, for the pass.)
+    Dropout under autocast is not modelled: pass ``dropout=False``.
     """
     sbd, e = seq_len * batch * d_model, bytes_per_value
-    total = 16 * e * sbd
     scores = n_heads * seq_len * seq_len * batch
+    if autocast:
+        if dropout:
+            raise ValueError("autocast=True models a layer without dropout; pass dropout=False")
+        total = 8 * sbd + 14 * e * sbd  # fp32 LayerNorm inputs; 16-bit copies and products
+        if saves_attention_matrix:
+            return total + (4 + e) * scores
+        return total + 4 * n_heads * seq_len * batch
+    total = 16 * e * sbd
     if saves_attention_matrix:
         total += e * scores
     else:
@@ -242,23 +272,160 @@ def activation_bytes_per_layer(seq_len: int, batch: int, d_model: int, n_heads: 
     return total
 
 
+def activation_bytes(n_layers: int, seq_len: int, batch: int, d_model: int, n_heads: int, *,
+                     recompute: str = "none", bytes_per_value: int = 2, autocast: bool = True,
+                     saves_attention_matrix: bool = False) -> float:
+    """Activation bytes of ``n_layers`` layers for a micro-batch, with or without recomputation.
+
+    ``recompute="none"`` keeps every layer's activations (:func:`activation_bytes_per_layer`) until
+    the backward pass. ``recompute="full"`` (activation checkpointing, Chen et al. 2016; Korthikanti
+    et al. 2022) keeps only each layer's input (``s b d`` values, fp32 under autocast) and recomputes
+    one layer's activations at a time during the backward pass, at the price of a second forward pass
+    (``flops_per_token(..., recompute=True)``). The defaults describe a current LLM fine-tune: 16-bit
+    autocast and a fused attention kernel. The output layer and loss are not included.
+
+    Example: a 7 B model (32 layers, d = 4096, 32 heads) on one sequence of 4,096 tokens keeps
+    ``activation_bytes(32, 4096, 1, 4096, 32)`` = 19.3e9 bytes; with ``recompute="full"`` 2.75e9.
+    """
+    if recompute not in ("none", "full"):
+        raise ValueError(f"recompute must be 'none' or 'full', got {recompute!r}")
+    layer = activation_bytes_per_layer(seq_len, batch, d_model, n_heads, bytes_per_value=bytes_per_value,
+                                       dropout=False, saves_attention_matrix=saves_attention_matrix,
+                                       autocast=autocast)
+    if recompute == "none":
+        return n_layers * layer
+    layer_input = (4 if autocast else bytes_per_value) * seq_len * batch * d_model
+    return n_layers * layer_input + layer
+
+
 # ------------------------------------------------------------------------------------ serving
 
 
-def decode_tokens_per_s(n_params: float, gpu: GPU, *, batch: int = 1, bytes_per_param: float = 2,
-                        mfu: float = 0.5) -> float:
-    """Tokens per second one GPU generates for ``batch`` sequences at once (a roofline estimate).
+def kv_cache_bytes_per_token(n_layers: int, n_kv_heads: int, d_head: int, bytes_per_value: int = 2) -> int:
+    """Bytes of KV cache one token of context occupies: a key and a value per layer and KV head.
 
-    Each decoding step reads every weight from memory once (``N · bytes / bandwidth`` seconds) and
-    does ``2 N`` FLOPs per sequence (``2 N · batch / (peak · mfu)`` seconds); the slower of the two
-    sets the pace, and one step yields ``batch`` tokens. Small batches are memory-bound, so batching
-    requests is nearly free until the compute time catches up. KV-cache reads are ignored.
+    ``2 · n_layers · n_kv_heads · d_head · bytes`` (Pope et al. 2022; kipp.ly's "Transformer inference
+    arithmetic"). Grouped-query attention shares each KV head between several query heads, which is
+    why ``n_kv_heads`` can be smaller than the number of heads.
+
+    Example: a Llama-3.1-8B-class model (32 layers, 8 KV heads of 128 dimensions, 16-bit):
+    ``kv_cache_bytes_per_token(32, 8, 128)`` = 131,072 bytes, 128 KiB per token.
+    """
+    for name, value in (("n_layers", n_layers), ("n_kv_heads", n_kv_heads), ("d_head", d_head),
+                        ("bytes_per_value", bytes_per_value)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return 2 * n_layers * n_kv_heads * d_head * bytes_per_value
+
+
+def decode_step_s(n_params: float, gpu: GPU, *, batch: int = 1, context: float = 0, kv_bytes_per_token: float = 0,
+                  bytes_per_param: float = 2, mfu: float = 0.4, bandwidth_fraction: float = 1.0) -> float:
+    """Seconds of one decoding step for ``batch`` sequences: the time per output token (a roofline).
+
+    Each step reads every weight once and each sequence's KV cache (``context`` tokens of
+    ``kv_bytes_per_token``) from memory, at ``bandwidth_fraction`` of the datasheet bandwidth, and does
+    ``2 N`` FLOPs per sequence at ``mfu`` of the peak; the slower of the two sets the pace. Attention's
+    own FLOPs (``4 L T d`` per token) are left out: small beside ``2 N`` until contexts get long.
+
+    Example: 8e9 parameters in 16 bits on an H100 at batch 1 without KV cache: 16e9 / 3.35e12 = 4.8 ms.
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    read_s = n_params * bytes_per_param / gpu.bandwidth
+    if context < 0 or kv_bytes_per_token < 0:
+        raise ValueError(f"context and kv_bytes_per_token must be >= 0, got {context} and {kv_bytes_per_token}")
+    if not 0 < mfu <= 1 or not 0 < bandwidth_fraction <= 1:
+        raise ValueError(f"mfu and bandwidth_fraction must be in (0, 1], got {mfu} and {bandwidth_fraction}")
+    read_s = (n_params * bytes_per_param + batch * context * kv_bytes_per_token) / (gpu.bandwidth * bandwidth_fraction)
     compute_s = 2 * n_params * batch / (gpu.peak_flops * mfu)
-    return batch / max(read_s, compute_s)
+    return max(read_s, compute_s)
+
+
+def decode_tokens_per_s(n_params: float, gpu: GPU, *, batch: int = 1, bytes_per_param: float = 2,
+                        mfu: float = 0.4, context: float = 0, kv_bytes_per_token: float = 0,
+                        bandwidth_fraction: float = 1.0) -> float:
+    """Tokens per second one GPU generates for ``batch`` sequences at once: ``batch / decode_step_s``.
+
+    Small batches are memory-bound (the weights are read once per step whatever the batch), so
+    batching requests is nearly free until the compute time catches up, or until the KV caches, which
+    grow with batch × context, dominate the reads. With ``context=0`` the KV cache is ignored, an
+    upper bound. The bandwidth and the peak are the datasheet's: real servers reach a fraction.
+    """
+    return batch / decode_step_s(n_params, gpu, batch=batch, context=context, kv_bytes_per_token=kv_bytes_per_token,
+                                 bytes_per_param=bytes_per_param, mfu=mfu, bandwidth_fraction=bandwidth_fraction)
+
+
+def max_decode_batch(n_params: float, gpu: GPU, *, context: float, kv_bytes_per_token: float,
+                     bytes_per_param: float = 2, usable_fraction: float = 0.9) -> int:
+    """The most sequences of ``context`` tokens whose KV caches fit beside the weights (0: none).
+
+    ``floor((usable_fraction · memory − N · bytes) / (context · kv_bytes_per_token))``; the rest of the
+    memory is left for activations of one step and the framework.
+
+    Example: 8e9 parameters in 16 bits on an 80 GB GPU at 2,048 tokens of 128 KiB: (72e9 − 16e9) /
+    268e6 = 208 sequences.
+    """
+    if context <= 0 or kv_bytes_per_token <= 0:
+        raise ValueError(f"context and kv_bytes_per_token must be > 0, got {context} and {kv_bytes_per_token}")
+    free = gpu.memory_bytes * usable_fraction - n_params * bytes_per_param
+    return max(0, math.floor(free / (context * kv_bytes_per_token)))
+
+
+def prefill_s(n_params: float, gpu: GPU, *, prompt_tokens: int, bytes_per_param: float = 2,
+              mfu: float = 0.4) -> float:
+    """Seconds to read a prompt of ``prompt_tokens`` before the first output token (time to first token).
+
+    The prompt's tokens go through the model together, so prefill is compute-bound: ``2 N`` FLOPs per
+    token at ``mfu`` of the peak, or one read of the weights if that is slower (a very short prompt).
+    """
+    if prompt_tokens < 1:
+        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
+    return max(2 * n_params * prompt_tokens / (gpu.peak_flops * mfu), n_params * bytes_per_param / gpu.bandwidth)
+
+
+def serving_plan(tokens_per_s: float, n_params: float, gpu: GPU, *, context: float, kv_bytes_per_token: float,
+                 max_step_s: float | None = None, price_per_hour: float | None = None, bytes_per_param: float = 2,
+                 mfu: float = 0.4, bandwidth_fraction: float = 1.0, usable_fraction: float = 0.9) -> dict:
+    """GPUs, batch and latency to generate ``tokens_per_s`` output tokens per second, on average.
+
+    The batch is not a free choice: it is how many sequences are decoding at once, which traffic sets
+    (Little's law: each GPU's batch = its share of the tokens per second × the time of one step).
+    Each GPU's capacity is its throughput at the largest batch whose KV caches fit
+    (:func:`max_decode_batch`) and whose step stays within ``max_step_s`` (a target time per output
+    token); the plan rents as many GPUs as the traffic needs at that capacity, then finds the batch
+    each one runs at (the fixed point ``b = share · step(b)``, by bisection).
+
+    Returns ``gpus``, ``batch`` (mean sequences per GPU), ``step_s`` (time per output token),
+    ``capacity_tokens_per_s`` (per GPU), ``max_batch``, and ``cost_per_million`` when
+    ``price_per_hour`` (per GPU) is given: the rented hours over the tokens actually generated.
+    """
+    if tokens_per_s <= 0:
+        raise ValueError(f"tokens_per_s must be > 0, got {tokens_per_s}")
+    kw = dict(context=context, kv_bytes_per_token=kv_bytes_per_token, bytes_per_param=bytes_per_param, mfu=mfu,
+              bandwidth_fraction=bandwidth_fraction)
+
+    def step(b):
+        return decode_step_s(n_params, gpu, batch=max(b, 1), **kw)
+
+    largest = max_decode_batch(n_params, gpu, context=context, kv_bytes_per_token=kv_bytes_per_token,
+                               bytes_per_param=bytes_per_param, usable_fraction=usable_fraction)
+    if max_step_s is not None:
+        while largest >= 1 and step(largest) > max_step_s:
+            largest -= 1
+    if largest < 1:
+        raise ValueError(f"no batch fits: the weights and one sequence of {context:g} tokens exceed {gpu.name}'s "
+                         "memory, or one step is slower than max_step_s; use more memory per replica or relax it")
+    capacity = largest / step(largest)
+    gpus = math.ceil(tokens_per_s / capacity)
+    share = tokens_per_s / gpus
+    low, high = 0.0, float(largest)  # b - share * step(b) changes sign in [0, largest]
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mid < share * step(mid) else (low, mid)
+    plan = {"gpus": gpus, "batch": high, "step_s": step(high), "capacity_tokens_per_s": capacity,
+            "max_batch": largest}
+    if price_per_hour is not None:
+        plan["cost_per_million"] = cost_per_million_tokens(price_per_hour * gpus, tokens_per_s)
+    return plan
 
 
 def cost_per_million_tokens(price_per_hour: float, tokens_per_s: float) -> float:
@@ -275,22 +442,46 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: float) -> float
 
 
 def estimate(n_params: float, tokens: float, gpu: GPU, *, n_gpus: int = 8, mfu: float = 0.4,
-             price_per_hour: float = 3.0, precision: Precision = MIXED_ADAMW, serve_batch: int = 32) -> dict:
+             price_per_hour: float = 3.0, precision: Precision = MIXED_ADAMW, serve_batch: int = 32,
+             n_layers: int = 0, d_model: int = 0, n_heads: int = 1, seq_len: int = 0, micro_batch: int = 1,
+             recompute: str = "none", serve_context: int = 0, kv_bytes_per_token: float = 0) -> dict:
     """Everything the calculator shows, as numbers: compute, time and cost to train, memory and GPU
-    counts per ZeRO stage, and serving speed and cost. ``price_per_hour`` is per GPU.
+    counts per ZeRO stage, and serving speed, latency and cost. ``price_per_hour`` is per GPU.
+
+    With the model's shape (``n_layers``, ``d_model``, ``n_heads``) and ``seq_len``, the activations of
+    one ``micro_batch`` per GPU (16-bit autocast, fused attention, ``recompute``) are added to the
+    memory, and a device count only fits when model states *and* activations fit in 80 % of memory.
+    With ``serve_context`` and ``kv_bytes_per_token``, serving reads each sequence's KV cache too, the
+    batch is capped by the memory left for KV caches, and the time per output token is the step time.
 
     Example: ``estimate(7e9, 2e12, GPUS["H100 SXM"], n_gpus=64)["train_days"]`` is about 38 (8.4e22 FLOPs).
     """
     flops = training_flops(n_params, tokens)
     seconds = training_time_s(flops, gpu, n_gpus=n_gpus, mfu=mfu)
-    serve = decode_tokens_per_s(n_params, gpu, batch=serve_batch, mfu=mfu)
+    activations = 0.0
+    if n_layers and d_model and seq_len:
+        activations = activation_bytes(n_layers, seq_len, micro_batch, d_model, n_heads, recompute=recompute)
+    usable = 0.8 - activations / gpu.memory_bytes
+    fit = [devices_to_fit(n_params, gpu, s, precision, usable_fraction=usable) if usable > 0 else None
+           for s in range(4)]
+    batch, max_batch = serve_batch, None
+    if serve_context and kv_bytes_per_token:
+        max_batch = max_decode_batch(n_params, gpu, context=serve_context, kv_bytes_per_token=kv_bytes_per_token)
+        batch = max(1, min(serve_batch, max_batch))
+    step = decode_step_s(n_params, gpu, batch=batch, context=serve_context, kv_bytes_per_token=kv_bytes_per_token,
+                         mfu=mfu)
+    serve = batch / step
     return {
         "train_flops": flops,
         "train_days": seconds / 86400,
         "gpu_hours": seconds * n_gpus / 3600,
         "train_cost": seconds * n_gpus / 3600 * price_per_hour,
         "bytes_per_device": [zero_bytes_per_device(n_params, n_gpus, s, precision) for s in range(4)],
-        "devices_to_fit": [devices_to_fit(n_params, gpu, s, precision) for s in range(4)],
+        "activation_bytes_per_device": activations,
+        "devices_to_fit": fit,
+        "serve_batch": batch,
+        "serve_max_batch": max_batch,
+        "serve_step_s": step,
         "serve_tokens_per_s": serve,
         "serve_cost_per_million": cost_per_million_tokens(price_per_hour, serve),
     }
@@ -298,16 +489,22 @@ def estimate(n_params: float, tokens: float, gpu: GPU, *, n_gpus: int = 8, mfu: 
 
 def calculator_figure(n_params: float = 7e9, tokens: float = 2e12, gpu: str = "H100 SXM", n_gpus: int = 64,
                       mfu: float = 0.4, price_per_hour: float = 3.0, precision: str = MIXED_ADAMW.name,
-                      serve_batch: int = 32):
-    """The calculator as a matplotlib figure: per-device memory by ZeRO stage, and the answers as text."""
+                      serve_batch: int = 32, **shape):
+    """The calculator as a matplotlib figure: per-device memory by ZeRO stage, and the answers as text.
+
+    ``shape`` passes :func:`estimate`'s model-shape, activation and KV-cache arguments through.
+    """
     import matplotlib.pyplot as plt
 
     device, prec = GPUS[gpu], PRECISIONS[precision]
     e = estimate(n_params, tokens, device, n_gpus=n_gpus, mfu=mfu, price_per_hour=price_per_hour,
-                 precision=prec, serve_batch=serve_batch)
+                 precision=prec, serve_batch=serve_batch, **shape)
     fig, (ax, text) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.1]})
     gb = [b / 1e9 for b in e["bytes_per_device"]]
     ax.bar(["0 (DDP)", "1", "2", "3 (FSDP)"], gb, color=["grey", "C0", "C0", "C2"])
+    if e["activation_bytes_per_device"]:
+        ax.bar(["0 (DDP)", "1", "2", "3 (FSDP)"], [e["activation_bytes_per_device"] / 1e9] * 4, bottom=gb,
+               color="C1", alpha=0.6, label="+ activations")
     ax.axhline(device.memory_bytes / 1e9, color="C3", linestyle="--", label=f"{gpu}: {device.memory_bytes / 1e9:.0f} GB")
     ax.set(yscale="log", xlabel="ZeRO stage", ylabel="model states per device (GB, log)",
            title=f"{n_params / 1e9:g} B parameters on {n_gpus} GPUs ({prec.total:g} B/param)")
@@ -319,9 +516,14 @@ def calculator_figure(n_params: float = 7e9, tokens: float = 2e12, gpu: str = "H
         f"{n_gpus} x {gpu} at MFU {mfu:.0%}:",
         f"  {e['train_days']:,.1f} days, {e['gpu_hours']:,.0f} GPU-hours",
         f"  at {dollar}{price_per_hour:.2f} per GPU-hour: {dollar}{e['train_cost']:,.0f}",
-        "GPUs to hold the model states (80% of memory),",
+        "GPUs to hold the model states"
+        + (f" + {e['activation_bytes_per_device'] / 1e9:,.1f} GB of activations" if e["activation_bytes_per_device"]
+           else "") + " (80% of memory),",
         f"  by ZeRO stage: {fits}",
-        f"serving, batch {serve_batch}: {e['serve_tokens_per_s']:,.0f} tokens/s per GPU",
+        f"serving, batch {e['serve_batch']}"
+        + (f" (at most {e['serve_max_batch']} fit at {shape['serve_context']:,} tokens of KV cache)"
+           if e["serve_max_batch"] is not None else " (KV cache not counted)") + ":",
+        f"  {e['serve_tokens_per_s']:,.0f} tokens/s per GPU, {e['serve_step_s'] * 1e3:.1f} ms per output token,",
         f"  = {dollar}{e['serve_cost_per_million']:.3f} per million tokens generated",
         f"{gpu}: peak {device.peak_flops / 1e12:,.0f} TFLOP/s, {device.bandwidth / 1e12:.2f} TB/s",
     ]
@@ -344,6 +546,7 @@ def cost_calculator(interactive: bool | None = None, **choice):
 
     state = {"n_params": 7e9, "tokens": 2e12, "gpu": "H100 SXM", "n_gpus": 64, "mfu": 0.4,
              "price_per_hour": 3.0, "precision": MIXED_ADAMW.name, "serve_batch": 32, **choice}
+    contexts = sorted({512, 2048, 8192, 32768, state.get("serve_context") or 2048})
     fig, numbers = calculator_figure(**state)
     plt.close(fig)
     handle = display(fig, display_id=True)
@@ -362,6 +565,9 @@ def cost_calculator(interactive: bool | None = None, **choice):
         "precision": w.Dropdown(options=list(PRECISIONS), value=state["precision"], description="precision"),
         "serve_batch": w.Dropdown(options=[1, 8, 32, 128, 512], value=state["serve_batch"], description="serve batch"),
     }
+    if state.get("kv_bytes_per_token"):
+        controls["serve_context"] = w.Dropdown(options=contexts, value=state.get("serve_context") or 2048,
+                                               description="context")
 
     def redraw(change):
         state.update({name: box.value for name, box in controls.items()})
