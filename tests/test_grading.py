@@ -8,6 +8,7 @@ to fool the checks are in tests/test_grading_hostile.py.
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,49 @@ def test_cli_rejects_invalid_json_with_exit_2_and_one_line(tmp_path):
     reason = out.stderr.strip().splitlines()[-1]
     assert reason.startswith("grade: error: ") and "invalid JSON at line 1" in reason
     assert "invalid JSON" in json.loads(out.stdout)["error"]
+
+
+# An install from the run-time dependencies only: otter cannot be imported and has no metadata.
+_WITHOUT_OTTER = """
+import importlib.metadata as metadata, sys
+class NoOtter:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "otter":
+            raise ImportError("No module named 'otter'")
+sys.meta_path.insert(0, NoOtter())
+real_version = metadata.version
+def version(name):
+    if name.lower().replace("_", "-") == "otter-grader":
+        raise metadata.PackageNotFoundError(name)
+    return real_version(name)
+metadata.version = version
+from course_utils.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["grade", "grade-class"])
+def test_grading_without_otter_prints_one_line_naming_what_to_install_and_exits_2(command, template, tmp_path):
+    target = tmp_path / "alice.ipynb"
+    nbformat.write(template, target)  # a real exercise: the old code reached otter and raised a traceback
+    args = [command, str(target)] if command == "grade" else [command, str(tmp_path), "--csv", str(tmp_path / "g.csv")]
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_OTTER, *args], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2, out.stderr
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{command}: error: grading needs otter-grader")
+    assert 'pip install "course-utils[grading]"' in lines[0] and "--no-deps otter-grader==7.0.0" in lines[0]
+
+
+def test_the_grading_extra_installs_what_otter_imports_without_pinning_wrapt_below_2():
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["grading"]
+    names = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in extra}
+    assert {"jupyter_client", "ipykernel", "fica", "ipylab", "jupytext", "wrapt", "dill"} <= names
+    assert "otter-grader" not in names, "otter-grader's own pins replace Colab's wrapt and ipywidgets"
+    assert not any(r.startswith("wrapt") and "<2" in r for r in extra)
+    assert not any(r.startswith("ipywidgets") for r in extra)
 
 
 # ----------------------------------------------------------------------------- slow: whole grades

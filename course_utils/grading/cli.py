@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -39,8 +41,36 @@ def add_grade_commands(subparsers) -> None:
     common(whole)
 
 
+# What grading imports beyond the run-time dependencies: (import name, distribution).
+GRADING_TOOLS = (("otter", "otter-grader"), ("jupyter_client", "jupyter_client"), ("ipykernel", "ipykernel"),
+                 ("yaml", "pyyaml"))
+# otter-grader 7.0.0 pins wrapt<2 and ipywidgets>=8.1.5, which would replace Colab's wrapt 2.x and
+# ipywidgets 7.7.1; the grader needs neither pin, so otter goes in without its dependencies and the
+# `grading` extra installs the ones its import needs (see pyproject.toml).
+GRADING_INSTALL = 'pip install "course-utils[grading]" && pip install --no-deps otter-grader==7.0.0'
+
+
+def missing_grading_tools() -> list[str]:
+    """Distributions that grading needs and this environment lacks, e.g. ``["otter-grader"]``."""
+    missing = []
+    for module, distribution in GRADING_TOOLS:
+        try:
+            found = importlib.util.find_spec(module) is not None
+            importlib.metadata.version(distribution)
+        except (ImportError, ValueError, importlib.metadata.PackageNotFoundError):
+            found = False
+        if not found:
+            missing.append(distribution)
+    return missing
+
+
 def main_grade(args: argparse.Namespace) -> int:
     """Run ``grade`` or ``grade-class``: exit 0 for any gradable notebook, 2 for unusable input."""
+    missing = missing_grading_tools()
+    if missing:  # one line, not a traceback from deep inside the build
+        print(f"{args.command}: error: grading needs {', '.join(missing)}, which this environment lacks; "
+              f"install the grading tools with: {GRADING_INSTALL}", file=sys.stderr)
+        return 2
     options = {"exercise": args.exercise, "timeout": args.timeout, "source": args.source,
                "autograder": args.autograder, "extra_tests": args.extra_tests}
     try:
