@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import warnings
 from dataclasses import dataclass
 
 __version__ = "0.1.0"
@@ -103,12 +104,59 @@ def keep_checkpoints_on_drive(folder: str = DRIVE_CHECKPOINTS) -> str:
     return folder
 
 
-def setup(profile: str | None = None, *, seed: int = 0, device: str | None = None, quiet: bool = False) -> Config:
+def replaced_in_memory() -> list[str]:
+    """``"name in memory -> on disk"`` for every imported package whose installed version is no longer
+    the one in memory: pip upgraded it after it was imported (on Colab, the setup cell's install of a
+    package that Colab imports at start-up). Python keeps running the old code until a restart.
+    """
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    from packaging.version import InvalidVersion, Version
+
+    found = []
+    owners = packages_distributions()
+    for name, module in list(sys.modules.items()):
+        # The module's own attribute only: a module-level __getattr__ may warn or import.
+        loaded = getattr(module, "__dict__", {}).get("__version__")
+        if "." in name or not isinstance(loaded, str):
+            continue
+        for dist in owners.get(name, [])[:1]:
+            try:
+                if Version(version(dist)) != Version(loaded):
+                    found.append(f"{dist} {loaded} -> {version(dist)}")
+            except (PackageNotFoundError, InvalidVersion):
+                pass
+    return sorted(found)
+
+
+def check_version(written_for: str | None) -> bool:
+    """Warn (and return False) when the notebook was written for another course_utils version."""
+    if written_for is None or written_for == __version__:
+        return True
+    warnings.warn(f"this notebook was written for course_utils {written_for}, but {__version__} is installed: "
+                  "its cells may call what this version lacks or changed. Open the notebook from the book's "
+                  "Colab link (it installs the matching package), or install the version it names.",
+                  stacklevel=3)
+    return False
+
+
+def setup(profile: str | None = None, *, seed: int = 0, device: str | None = None, quiet: bool = False,
+          written_for: str | None = None) -> Config:
     """Pick the profile and device, seed everything, print one summary line, return the :class:`Config`.
 
     ``profile`` defaults to ``$COURSE_PROFILE``, else ``gpu`` when CUDA is available, else ``cpu``.
+    ``written_for``: the course_utils version the notebook was written for (its setup cell passes
+    it); a warning says so when the installed package is another one. A package that pip replaced
+    after the kernel had imported it (Colab imports some at start-up) is named, with a request to
+    restart the runtime.
     """
     from .results import start_sink
+
+    check_version(written_for)
+    replaced = replaced_in_memory()
+    if replaced:
+        print("pip replaced packages this runtime had already imported (" + ", ".join(replaced) + "): "
+              "restart the runtime (Colab: Runtime > Restart session), then run this cell again.")
 
     dev = pick_device(device)
     cfg = Config(

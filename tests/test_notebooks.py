@@ -67,7 +67,7 @@ def test_a_new_setup_cell_does_not_make_stored_outputs_stale(tmp_path):
 def test_setup_cell_installs_from_the_configured_repository():
     url = nbtools.repository_url()
     assert url.startswith("https://github.com/")
-    assert f"git+{url}@v" in nbtools.setup_cell_source()
+    assert f"git+{url}@{nbtools.install_ref()}" in nbtools.setup_cell_source()
     assert "torch" not in nbtools.install_requirement()  # never reinstall torch on Colab
     assert url in (ROOT / "README.md").read_text()
 
