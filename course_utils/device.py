@@ -186,8 +186,11 @@ def matmul_flops(dtype: torch.dtype, n: int = 1024, repeat: int = 5, device: tor
         True
     """
     device = torch.device(device)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    # A generator of its own: drawing from the global one would shift every later random number
+    # (dropout masks, initial weights) of a run that happened to measure first.
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=gen).to(dtype)
+    b = torch.randn(n, n, device=device, generator=gen).to(dtype)
     times = []
     for _ in range(repeat + 1):  # the first product warms up the kernel and its buffers
         if device.type == "cuda":

@@ -8,8 +8,8 @@ sums every gradient across processes. The recipe does not change: a step still h
 *global* example count, so the sum is exactly the gradient of the mean loss over the whole step:
 the update, and so the weights, equal a single process's with the same effective batch.
 
-This is the all-reduce ``DistributedDataParallel`` performs, done once per step after gradient
-accumulation instead of overlapped with the backward pass. That costs the overlap, and buys
+This is the all-reduce ``DistributedDataParallel`` performs (in 25 MB buckets, as DDP's), done once
+per step after gradient accumulation instead of overlapped with the backward pass. That costs the overlap, and buys
 exactness whatever the shard sizes: a step whose examples do not divide evenly, or a last step
 smaller than the number of processes, leaves some process fewer (or no) examples, which DDP's
 one-backward-per-process contract does not allow. Chapter 10 shows DDP itself.
@@ -40,32 +40,48 @@ class Ranks:
         """This process's examples of one optimizer step (every ``world``-th, from ``rank``)."""
         return indices[self.rank :: self.world]
 
-    def sum_gradients(self, model: nn.Module, loss: torch.Tensor) -> torch.Tensor:
-        """Sum gradients and the step's loss over all processes, in place; return the summed loss.
+    def sum_gradients(self, model: nn.Module, loss: torch.Tensor,
+                      stop: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sum gradients, the step's loss and the processes' stop requests over all processes.
 
-        A process with no examples in this step contributes zeros. One all-reduce per dtype.
+        Returns ``(summed loss, stop votes)``; the votes (a device tensor, > 0 when any process was
+        asked to stop, e.g. by SIGTERM) ride in the same all-reduce, so stopping together costs no
+        extra collective. One process: ``(loss, None)``.
+
+        A process with no examples in this step contributes zeros. A parameter that no process
+        gave a gradient (an unused expert, a conditional head) keeps ``grad = None``, as in one
+        process, so the optimizer skips it. Gradients are reduced in buckets of at most
+        ``BUCKET_BYTES``, not copied into one buffer as large as the model.
         """
         if self.world == 1:
-            return loss
+            return loss, None
         import torch.distributed as dist
 
         params = [p for p in model.parameters() if p.requires_grad]
+        missing = [p.grad is None for p in params]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
+        # built on the host and sent without waiting: a blocking copy would stall a GPU every step
+        flags = torch.tensor([float(stop)] + [0.0 if m else 1.0 for m in missing])
+        extra = torch.cat([loss.detach().float().reshape(1), flags.to(loss.device, non_blocking=True)])
         by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
         for p in params:
             by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
-        loss = loss.detach().float().reshape(1)
-        by_dtype.setdefault(torch.float32, []).append(loss)
-        for grads in by_dtype.values():
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            dist.all_reduce(flat)
-            offset = 0
-            for g in grads:
-                g.copy_(flat[offset : offset + g.numel()].view_as(g))
-                offset += g.numel()
-        return loss.reshape(())
+        by_dtype.setdefault(torch.float32, []).append(extra)
+        for tensors in by_dtype.values():
+            for bucket in _buckets(tensors):
+                flat = torch.cat([t.reshape(-1) for t in bucket])
+                dist.all_reduce(flat)
+                offset = 0
+                for t in bucket:
+                    t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                    offset += t.numel()
+        if any(missing):  # read back only here: which of ours did some other process fill?
+            for p, used in zip(params, extra[2:].tolist()):
+                if used == 0:
+                    p.grad = None
+        return extra[0].reshape(()), extra[1]
 
     def total(self, value: int, device: torch.device) -> int:
         """``value`` summed over all processes (reads it back to the host: call it rarely)."""
@@ -93,6 +109,16 @@ class Ranks:
 
             dist.barrier()
 
+    def gather(self, value) -> list:
+        """Every process's ``value`` (any picklable object), in rank order."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        values = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
     def same_start(self, model: nn.Module) -> None:
         """Copy rank 0's weights to every process, as DDP does when it wraps a model."""
         if self.world > 1:
@@ -100,6 +126,22 @@ class Ranks:
 
             for tensor in model.state_dict().values():
                 dist.broadcast(tensor, src=0)
+
+
+BUCKET_BYTES = 25 * 2**20  # as DistributedDataParallel's default buckets
+
+
+def _buckets(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """``tensors`` in consecutive groups of at most ``BUCKET_BYTES`` (a larger tensor alone)."""
+    buckets, current, size = [], [], 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > BUCKET_BYTES:
+            buckets.append(current)
+            current, size = [], 0
+        current.append(t)
+        size += nbytes
+    return buckets + [current] if current else buckets
 
 
 def join(device: torch.device) -> tuple[Ranks, torch.device]:

@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -159,9 +163,9 @@ def _has_quantized_layers(model: nn.Module) -> bool:
 
 
 def _resolve_amp(amp, device: torch.device) -> AmpChoice:
-    auto = amp_dtype(device)
+    # amp_dtype is asked only when the choice is the device's: on some CPUs it measures the machine
     if amp in ("auto", None):
-        return auto
+        return amp_dtype(device)
     if amp is False or amp in ("off", "fp32", "float32"):
         return AmpChoice(torch.float32, False, "mixed precision switched off")
     if device.type == "cpu" and amp in ("bf16", "bfloat16"):  # CPU autocast knows bf16 only
@@ -172,7 +176,7 @@ def _resolve_amp(amp, device: torch.device) -> AmpChoice:
             "(bf16 where the CPU has a bf16 matrix engine), amp='bf16' on a CPU, or move the model to a GPU."
         )
     if amp is True:
-        return auto
+        return amp_dtype(device)
     if amp in ("fp16", "float16"):
         return AmpChoice(torch.float16, True, "fp16 requested")
     if amp in ("bf16", "bfloat16"):
@@ -304,14 +308,14 @@ def fit(
         history = fit(model, train_ds, val_data=val_ds, epochs=3, lr=2e-5, schedule="linear",
                       warmup=0.1, checkpoint_dir="checkpoints/ch07")
     """
-    n = _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length)
+    n = _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length, resume)
     placed = pick_device(device)  # the device given, else the best available (COURSE_DEVICE)
     ranks, placed = parallel.join(placed)  # several processes under torchrun, else one
     device = _training_device(placed)
     precision = _resolve_amp(amp, device)
     model.to(device)
+    model.zero_grad(set_to_none=True)  # an interrupted earlier call may have left half a step's gradients
     collate_fn = collate_fn or default_collate
-    ranks.same_start(model)
     optimizer = optimizer or default_optimizer(model, lr, weight_decay)
     base_lrs = _base_learning_rates(optimizer)
     group_size = batch_size * accumulation
@@ -326,34 +330,63 @@ def fit(
 
     # ---- resume: the same run carries on; a finished run is restored, not retrained
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    fingerprint = checkpoint.run_fingerprint(
-        model, optimizer, base_lrs, group_by_length, examples=n, effective_batch=group_size, seed=seed,
-        shuffle=shuffle, steps=total_steps, schedule=schedule, warmup_steps=warmup_steps,
-        clip_norm=clip_norm, precision=dtype_name,
-        loss="the model's own" if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__))
+    fingerprint = None
+    if ckpt_path is not None:
+        _check_checkpoint_folder(ckpt_path.parent, ranks)  # now, not at the first write an epoch later
+        fingerprint = checkpoint.run_fingerprint(
+            model, optimizer, base_lrs, group_by_length, examples=n, effective_batch=group_size, seed=seed,
+            shuffle=shuffle, steps=total_steps, schedule=schedule, warmup_steps=warmup_steps,
+            clip_norm=clip_norm, precision=dtype_name, loss=checkpoint.describe_callable(loss_fn),
+            **{"training data": checkpoint.data_digest(train_data)})
     saved = {"model": model, "optimizer": optimizer, "scaler": scaler}
-    pos = checkpoint.Position(batch_size=batch_size, accumulation=accumulation)
+    pos = checkpoint.Position(batch_size=batch_size, accumulation=accumulation,
+                              extra={"requested": [batch_size, accumulation]})
     history = History(batch_size=batch_size, accumulation=accumulation, amp_dtype=dtype_name)
-    restored = checkpoint.restore(ckpt_path, fingerprint=fingerprint, **saved) if resume else None
-    if restored is not None:
-        pos, history = restored[0], History(**restored[1])
-        if pos.finished and ranks.is_main:
-            print(f"This run finished earlier ({pos.step} steps): weights and history restored from "
-                  f"{checkpoint.display_path(ckpt_path)}, nothing retrained. To train again: resume=False or another checkpoint_dir.")
+    state = checkpoint.read(ckpt_path) if resume else None
+    if ranks.world > 1 and ckpt_path is not None:
+        _check_same_checkpoint(ranks, state, ckpt_path)
+    last_saved = None  # the step of the newest checkpoint on disk
+    if state is not None:
+        lengthened = checkpoint.check(state, fingerprint, ckpt_path, extend=resume == "extend")
+        pos, past = checkpoint.load_into(state, rank=ranks.rank, **saved)
+        history, last_saved = History(**past), pos.step
+        del state
+        if lengthened:
+            _extend(pos, total_steps, schedule, lengthened, ckpt_path, ranks)
         if pos.finished:
+            _say(ranks, f"This run finished earlier ({pos.step} steps): weights and history restored from "
+                        f"{checkpoint.display_path(ckpt_path)}, nothing retrained. To train again: resume=False or "
+                        "another checkpoint_dir; to train it for more steps: resume='extend' with the new count.")
             model.to(placed)
             return history
+        _keep_or_change_split(pos, history, batch_size, accumulation, ranks)
         history.resumed_from_step = pos.step
         _say(ranks, f"Resumed from {checkpoint.display_path(ckpt_path)} at step {pos.step}/{total_steps} (epoch {pos.epoch + 1}).")
+    ranks.same_start(model)  # after the restore: every process starts from rank 0's weights
 
     def write_checkpoint(finished: bool = False) -> None:
+        nonlocal last_saved
+        losses.flush()  # every step's loss goes into the checkpoint: the curve survives a crash
         pos.finished, history.steps = finished, pos.step
         clock.pause()
         clock.account()
-        clock.checkpoint_s += checkpoint.save(ckpt_path if ranks.is_main else None, position=pos,
-                                              history=history.to_dict(), fingerprint=fingerprint, **saved)
+        error = None
+        if ckpt_path is not None:
+            rngs = ranks.gather(checkpoint.rng_state()) if ranks.world > 1 else None  # each process's own
+            try:
+                clock.checkpoint_s += checkpoint.save(ckpt_path if ranks.is_main else None, position=pos,
+                                                      history=history.to_dict(), fingerprint=fingerprint,
+                                                      rng_by_rank=rngs, **saved)
+            except checkpoint.CheckpointWriteError as failed:
+                error = failed
+            if ranks.agree(error is not None) and error is None:  # rank 0 failed: every process stops
+                error = checkpoint.CheckpointWriteError(
+                    f"rank 0 could not write the checkpoint {checkpoint.display_path(ckpt_path)}: see its error")
         clock.resume()
         clock.last_checkpoint_s = clock.training_s()
+        if error is not None:
+            raise error
+        last_saved = pos.step if ckpt_path is not None else last_saved
 
     # ---- the loop
     model.train()
@@ -361,6 +394,10 @@ def fit(
     plotter = _LivePlot(history) if live_plot and ranks.is_main else None
     losses = _LossLog(history, bar, plotter, log_every)
     clock = _Clock(history, ranks, device)
+    held = _HeldSignals(every=log_every)  # Ctrl-C and SIGTERM wait for the end of the step
+    votes = None  # the processes' stop requests, summed in each step's all-reduce (several processes)
+    at_boundary = True  # weights, optimizer, random state and position agree: a checkpoint may be written
+    held.install()
     try:
         while pos.epoch < epochs and pos.step < total_steps:
             groups = _epoch_groups(n, group_size, seed, pos.epoch, shuffle, group_by_length)
@@ -368,17 +405,19 @@ def fit(
             for indices in groups[pos.group:]:
                 if pos.step >= total_steps:
                     break
+                at_boundary = False
                 lr_now = _set_learning_rate(optimizer, base_lrs,
                                             lr_factor(pos.step, total_steps, warmup_steps, schedule))
                 one_step = partial(_accumulate_gradients, model, train_data, ranks.shard(indices), collate_fn,
                                    loss_fn, step_examples=len(indices), device=device, autocast=autocast,
                                    scaler=scaler, check_labels=pos.step == 0)
                 loss, tokens = _with_oom_backoff(one_step, pos, history, optimizer, device)
-                loss = ranks.sum_gradients(model, loss)
+                loss, votes = ranks.sum_gradients(model, loss, held.signal is not None)
                 _apply_gradients(model, optimizer, scaler, clip_norm)
                 pos.step, pos.group = pos.step + 1, pos.group + 1
                 clock.count(len(indices), tokens)
                 losses.add(pos.step, loss, lr_now, flush=pos.step == total_steps or on_step is not None)
+                at_boundary = True
                 bar.update(1)
                 if on_step is not None:
                     on_step(pos.step, history.loss[-1])
@@ -388,6 +427,9 @@ def fit(
                     due = ranks.agree(due)  # clocks differ between processes: rank 0 decides
                 if due and not epoch_ends:
                     write_checkpoint()
+                if (held.signal is not None or votes is not None) and not epoch_ends and held.agreed(votes, pos.step):
+                    raise _Stopped
+            at_boundary = False  # until the epoch's summary and position are both updated
             losses.flush()
             summary = _epoch_summary(history, pos, steps_per_epoch, t_epoch)
             if val_data is not None and ranks.is_main:
@@ -399,32 +441,66 @@ def fit(
                 clock.eval_s += clock.resume()
             history.epochs.append(summary)
             _say(ranks, _epoch_line(summary, epochs))
-            pos.epoch, pos.group = pos.epoch + 1, 0
+            if pos.group == len(groups):  # a run cut short by max_steps stays where it stopped in its epoch
+                pos.epoch, pos.group = pos.epoch + 1, 0
+            at_boundary = True
             if pos.step < total_steps:  # the last epoch's checkpoint is the final one, below
                 write_checkpoint()
+                if (held.signal is not None or votes is not None) and held.agreed(votes, pos.step, force=True):
+                    raise _Stopped
+    except _Stopped:
+        bar.close()
+        if ckpt_path is not None and last_saved != pos.step:
+            write_checkpoint()
+        how = {None: "Stopped with the other processes", signal.SIGINT: "Interrupted"}.get(
+            held.signal, f"Stopped by {signal.Signals(held.signal or 0).name}")
+        saved_to = (f"checkpoint saved to {checkpoint.display_path(ckpt_path)}. Call fit again to resume."
+                    if ckpt_path is not None else "nothing saved (no checkpoint_dir).")
+        _say(ranks, f"{how} at step {pos.step}; {saved_to}")
+        held.deliver(stopped=True)  # raises KeyboardInterrupt, or exits on SIGTERM
+        model.to(placed)
+        return history  # a handler someone else installed chose to carry on
     except KeyboardInterrupt:
-        # Interrupted (by the reader, or a callback): keep everything done so far.
-        losses.flush()
+        # Raised by code (a callback), or a second Ctrl-C: keep everything done, if it is whole.
+        held.uninstall()
+        bar.close()
         if ranks.world > 1:  # the other processes may be anywhere: no collective, no checkpoint
             raise
-        write_checkpoint()
-        bar.close()
-        if ckpt_path is not None:
-            print(f"Interrupted at step {pos.step}; checkpoint saved to {checkpoint.display_path(ckpt_path)}. Call fit again to resume.")
+        if at_boundary:
+            write_checkpoint()
+            if ckpt_path is not None:
+                print(f"Interrupted at step {pos.step}; checkpoint saved to "
+                      f"{checkpoint.display_path(ckpt_path)}. Call fit again to resume.")
+        elif ckpt_path is not None:
+            kept = f"the checkpoint of step {last_saved} is kept" if last_saved is not None else "no checkpoint yet"
+            print(f"Interrupted in the middle of step {pos.step + 1}, which cannot be resumed exactly: "
+                  f"{kept}. Call fit again to resume from it.")
         raise
+    finally:
+        held.uninstall()
     bar.close()
     if plotter is not None:
         plotter.close()
-    write_checkpoint(finished=True)  # after the history is complete: a re-run restores exactly this
+    try:
+        write_checkpoint(finished=True)  # after the history is complete: a re-run restores exactly this
+    except checkpoint.CheckpointWriteError as error:
+        kept = f"step {last_saved}" if last_saved is not None else "none"
+        warnings.warn(f"training finished, but its final checkpoint was not written: {error} The History "
+                      f"returned and the model's weights are the finished run's; the checkpoint on disk is "
+                      f"{kept}'s, so a re-run would resume from there: save the model now if you need it "
+                      "(e.g. torch.save(model.state_dict(), path)).", checkpoint.CheckpointWarning, stacklevel=2)
     model.to(placed)
+    held.deliver()  # a Ctrl-C or SIGTERM during the last step is delayed, not dropped
     return history
 
 
 # --------------------------------------------------------------------------- fit's parts
 
 
-def _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length) -> int:
+def _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, group_by_length, resume=True) -> int:
     """Catch the arguments a learner gets wrong, each with the fix; return the number of examples."""
+    if resume not in (True, False, "extend"):
+        raise ValueError(f"resume must be True, False or 'extend', got {resume!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
     if not isinstance(accumulation, int) or accumulation < 1:
@@ -437,6 +513,157 @@ def _check_arguments(train_data, batch_size, accumulation, epochs, max_steps, gr
     if group_by_length is not None and len(group_by_length) != n:
         raise ValueError(f"group_by_length needs one length per example: {len(group_by_length)} lengths, {n} examples")
     return n
+
+
+class _Stopped(Exception):
+    """Raised at a step boundary once a held Ctrl-C or SIGTERM asks the run to stop."""
+
+
+class _HeldSignals:
+    """Ctrl-C (SIGINT) and SIGTERM, held until the next step boundary, where ``fit`` saves and stops.
+
+    A checkpoint written mid-step would hold half a step: the random state of a step not yet done,
+    gradients not yet applied, or a step applied but not yet counted (resumed, it is applied twice).
+    So while ``fit`` trains these signals only raise a flag, and the loop stops where everything
+    agrees. A second Ctrl-C stops at once (the last checkpoint is kept). In a data-parallel run
+    each process's request rides in the step's all-reduce (``votes``) and all stop at the same step,
+    checked every ``every`` steps, when the losses are read anyway. Outside the main thread Python
+    cannot install handlers: there signals act as usual.
+    """
+
+    def __init__(self, every: int):
+        self.signal: int | None = None
+        self.every = max(1, every)
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old = signal.getsignal(sig)
+            if old is signal.SIG_IGN or old is None:  # ignored, or set outside Python: leave it be
+                continue
+            self.previous[sig] = old
+            signal.signal(sig, self._hold)
+
+    def _hold(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.signal == signal.SIGINT:  # pressed twice: stop now
+            self.uninstall()
+            raise KeyboardInterrupt
+        if self.signal is None:
+            self.signal = signum
+
+    def uninstall(self) -> None:
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        self.previous = {}
+
+    def agreed(self, votes, step: int, force: bool = False) -> bool:
+        """Whether to stop now: this process's flag, or (several processes) the summed votes."""
+        if votes is None:
+            return self.signal is not None
+        return (force or step % self.every == 0) and bool(votes > 0)
+
+    def deliver(self, stopped: bool = False) -> None:
+        """After the checkpoint: let the held signal do what it would have done at once."""
+        sig, self.signal = self.signal, None
+        if sig is None and stopped:  # another process was signalled: stop as on SIGTERM
+            sig = signal.SIGTERM
+        previous = self.previous.get(sig, signal.SIG_DFL)
+        self.uninstall()
+        if sig is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if previous in (signal.SIG_DFL, None):
+            raise SystemExit(128 + sig)  # a clean exit: finally blocks and atexit run, status 130 or 143
+        signal.raise_signal(sig)  # a handler someone else installed decides
+
+
+def _check_checkpoint_folder(folder: Path, ranks) -> None:
+    """Prove the checkpoint folder writable before training, and (several processes) seen by all.
+
+    Only rank 0 writes checkpoints, but every process reads the folder when the run resumes: on
+    several machines without shared storage the others would start over while rank 0 resumes, and
+    the run would diverge or hang. Such a run is refused here, before any step.
+    """
+    if ranks.world == 1:
+        checkpoint.check_writable(folder)
+        return
+    probe, error = None, None
+    if ranks.is_main:
+        try:
+            probe = checkpoint.check_writable(folder, keep_probe=True)
+        except checkpoint.CheckpointWriteError as failed:
+            error = failed
+    written = ranks.gather(None if error is not None else str(probe))[0]
+    if written is None:
+        raise error or checkpoint.CheckpointWriteError(
+            f"rank 0 cannot write checkpoint_dir {checkpoint.display_path(folder)}: see its error")
+    seen = ranks.gather((Path(written).exists(), _host()))
+    if probe is not None:
+        probe.unlink(missing_ok=True)
+    blind = [f"rank {r} on {host}" for r, (ok, host) in enumerate(seen) if not ok]
+    if blind:
+        raise ValueError(
+            f"checkpoint_dir {checkpoint.display_path(folder)} is not shared by all processes: "
+            f"{', '.join(blind)} cannot see the file rank 0 wrote there. Only rank 0 writes checkpoints, so "
+            "after a restart those processes would start over while rank 0 resumes. Put checkpoint_dir on "
+            "storage every machine mounts at the same path (NFS, a shared disk, a bucket mount), or pass "
+            "checkpoint_dir=None to train without checkpoints.")
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _check_same_checkpoint(ranks, state: dict | None, path: Path) -> None:
+    """Refuse to start when the processes found different checkpoints (or some found none)."""
+    mine = None if state is None else (state.get("position", {}).get("step"), state.get("position", {}).get("finished"))
+    found = ranks.gather(mine)
+    if len(set(found)) > 1:
+        seen = ", ".join(f"rank {r}: {'no checkpoint' if f is None else f'step {f[0]}'}" for r, f in enumerate(found))
+        raise ValueError(
+            f"the processes found different checkpoints at {checkpoint.display_path(path)} ({seen}). Every "
+            "process must read the checkpoint rank 0 wrote: put checkpoint_dir on storage all machines share, "
+            "at the same path, or pass resume=False to start over.")
+
+
+def _extend(pos, total_steps: int, schedule: str, lengthened: list[str], path: Path, ranks) -> None:
+    """``resume='extend'``: carry a run (finished or not) on to a new step count, saying what that means."""
+    if total_steps <= pos.step:
+        raise ValueError(f"resume='extend' needs more steps than the run in {checkpoint.display_path(path.parent)} "
+                         f"has done ({pos.step}); this call asks for {total_steps}. Raise max_steps or epochs.")
+    was = "finished" if pos.finished else "stopped"
+    note = ""
+    if schedule != "constant" or "warmup_steps" in lengthened:
+        note = (f" Its learning-rate schedule is now that of a {total_steps}-step run, so the steps from here "
+                f"differ from both the old run and a {total_steps}-step run planned from the start.")
+    _say(ranks, f"Extending the run in {checkpoint.display_path(path.parent)} ({was} at step {pos.step}) to "
+                f"{total_steps} steps, as resume='extend' asks.{note}")
+    pos.finished = False
+
+
+def _keep_or_change_split(pos, history, batch_size: int, accumulation: int, ranks) -> None:
+    """Resume with this call's micro-batch split when it asks for another one than the checkpoint's run.
+
+    The effective batch is fingerprinted (it changes the result); how it is split is not (it changes
+    only rounding and memory). The same call as before keeps the run's split, including one the
+    out-of-memory back-off chose.
+    """
+    requested = pos.extra.get("requested", [history.batch_size, history.accumulation])
+    if [batch_size, accumulation] == list(requested):
+        return
+    _say(ranks, f"Micro-batches: the checkpoint's run used {pos.batch_size} × {pos.accumulation}; this call asks "
+                f"for {batch_size} × {accumulation}. Each step still holds the same {batch_size * accumulation} "
+                "examples, so the run goes on with the new split: the same updates up to floating-point rounding.")
+    pos.batch_size, pos.accumulation = batch_size, accumulation
+    pos.extra["requested"] = [batch_size, accumulation]
+    history.batch_size, history.accumulation = batch_size, accumulation
 
 
 def _training_device(device: torch.device) -> torch.device:
