@@ -506,29 +506,30 @@ def calculator_figure(n_params: float = 7e9, tokens: float = 2e12, gpu: str = "H
         ax.bar(["0 (DDP)", "1", "2", "3 (FSDP)"], [e["activation_bytes_per_device"] / 1e9] * 4, bottom=gb,
                color="C1", alpha=0.6, label="+ activations")
     ax.axhline(device.memory_bytes / 1e9, color="C3", linestyle="--", label=f"{gpu}: {device.memory_bytes / 1e9:.0f} GB")
-    ax.set(yscale="log", xlabel="ZeRO stage", ylabel="model states per device (GB, log)",
+    ax.set(yscale="log", xlabel="ZeRO stage", ylabel="memory per device (GB, log)",
            title=f"{n_params / 1e9:g} B parameters on {n_gpus} GPUs ({prec.total:g} B/param)")
+    ax.set_ylim(bottom=min(gb) / 2)  # the smallest bar stays in view on the log scale
     ax.legend(loc="upper right")
     fits = ", ".join(f"{s}: {n if n else 'never'}" for s, n in enumerate(e["devices_to_fit"]))
-    dollar = "\\$"  # a plain $ would start matplotlib's maths mode
+    dollar = "$"  # printed as it is: parse_math=False below
     lines = [
         f"train on {tokens / 1e9:,.0f} B tokens: {e['train_flops']:.2e} FLOPs (6ND)",
         f"{n_gpus} x {gpu} at MFU {mfu:.0%}:",
         f"  {e['train_days']:,.1f} days, {e['gpu_hours']:,.0f} GPU-hours",
         f"  at {dollar}{price_per_hour:.2f} per GPU-hour: {dollar}{e['train_cost']:,.0f}",
-        "GPUs to hold the model states"
-        + (f" + {e['activation_bytes_per_device'] / 1e9:,.1f} GB of activations" if e["activation_bytes_per_device"]
-           else "") + " (80% of memory),",
-        f"  by ZeRO stage: {fits}",
-        f"serving, batch {e['serve_batch']}"
-        + (f" (at most {e['serve_max_batch']} fit at {shape['serve_context']:,} tokens of KV cache)"
-           if e["serve_max_batch"] is not None else " (KV cache not counted)") + ":",
-        f"  {e['serve_tokens_per_s']:,.0f} tokens/s per GPU, {e['serve_step_s'] * 1e3:.1f} ms per output token,",
-        f"  = {dollar}{e['serve_cost_per_million']:.3f} per million tokens generated",
+        "GPUs to fit in 80% of memory, by ZeRO stage:",
+        f"  {fits}",
+        f"  (model states + {e['activation_bytes_per_device'] / 1e9:,.1f} GB of activations)"
+        if e["activation_bytes_per_device"] else "  (model states only)",
+        f"serving at batch {e['serve_batch']}"
+        + (f" ({e['serve_max_batch']} fit at {shape['serve_context']:,} tokens):"
+           if e["serve_max_batch"] is not None else " (KV cache not counted):"),
+        f"  {e['serve_tokens_per_s']:,.0f} tokens/s per GPU, {e['serve_step_s'] * 1e3:.1f} ms/output token",
+        f"  always busy: {dollar}{e['serve_cost_per_million']:.3f} per million tokens",
         f"{gpu}: peak {device.peak_flops / 1e12:,.0f} TFLOP/s, {device.bandwidth / 1e12:.2f} TB/s",
     ]
     text.axis("off")
-    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9)
+    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9, parse_math=False)
     fig.tight_layout()
     return fig, e
 
