@@ -102,3 +102,70 @@ def test_out_of_range_head_names_the_valid_range():
     explorer = AttentionExplorer(scores().softmax(-1), tokens=TOKENS)
     with pytest.raises(IndexError, match=r"head in 0..2"):
         explorer.view(head=3)
+
+
+# ------------------------------------------------------------------ ipywidgets 7 (Colab) and 8
+# Colab imports its ipywidgets 7.7.1 at start-up, so the course must work with it as well as with 8:
+# this file runs at 8 in .venv and at 7.7.1 in `make compat COMPAT_ENDS=colab`.
+
+def test_the_declared_ipywidgets_range_admits_colabs_7_and_8():
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        declared = [Requirement(d) for d in tomllib.load(f)["project"]["dependencies"]]
+    widgets = next(r for r in declared if r.name == "ipywidgets")
+    assert all(widgets.specifier.contains(v) for v in ("7.6.0", "7.7.1", "8.0.0", "8.1.9")), widgets
+
+
+def test_the_explorers_controls_build_and_redraw_with_the_installed_ipywidgets():
+    import ipywidgets
+
+    explorer = AttentionExplorer(lambda s: (s.split(), scores(2, 3, len(s.split())).softmax(-1)),
+                                 sentences=["a fine film", "dull and slow"])
+    redraws = []
+    box = explorer.controls(lambda: redraws.append(explorer.view()))
+    sentence, layer, head, temperature = box.children
+    assert isinstance(box, ipywidgets.VBox) and isinstance(temperature, ipywidgets.FloatLogSlider)
+    sentence.value, layer.value = "dull and slow", 1
+    assert redraws[-1].tokens == ["dull", "and", "slow"] and redraws[-1].layer == 1, ipywidgets.__version__
+
+
+def test_the_cost_calculators_controls_build_with_the_installed_ipywidgets(monkeypatch):
+    import IPython.display
+
+    from course_utils import compute
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj) or _Handle())
+    compute.cost_calculator(interactive=True)
+    controls = shown[-1]
+    n_params = controls.children[0]
+    n_params.value = 1e9  # redraws through the display handle
+    assert type(controls).__name__ == "VBox" and n_params.description == "parameters"
+
+
+class _Handle:
+    def update(self, obj):
+        plt.close(obj)
+
+
+def test_sliders_take_their_value_positionally_as_chapter_8_writes_them():
+    import ipywidgets as widgets
+
+    assert widgets.FloatSlider(1.0, min=0.2, max=2.0).value == 1.0
+    assert widgets.IntSlider(0, min=0, max=20).value == 0
+
+
+def test_tqdm_auto_draws_a_widget_bar_in_a_notebook_with_the_installed_ipywidgets():
+    """fit and evaluate draw tqdm.auto bars; in a notebook that is tqdm.notebook's ipywidgets bar."""
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    bar = notebook_tqdm(total=4, desc="training", display=False)
+    bar.update(3)
+    bar.refresh()
+    progress = [c for c in bar.container.children if type(c).__name__ in ("FloatProgress", "IntProgress")]
+    assert progress and progress[0].max == 4 and progress[0].value == 3
+    bar.close()
