@@ -27,7 +27,7 @@ NOTEBOOKS ?= $(wildcard chapters/*.ipynb) $(wildcard book/*.ipynb)
 EXERCISE_SOURCES := $(wildcard exercises/source/*.ipynb)
 
 .PHONY: book test venv lint unit notebooks placement book-strict execute setup-cells bench compat clean exercises \
-	vendor chromium browser links status
+	vendor chromium browser links status gpu-check
 
 book: $(STAMP) $(VENDOR_STAMP)
 	$(BIN)/jupyter-book build .
@@ -100,14 +100,22 @@ bench: $(STAMP)
 	$(PY) benchmarks/fit_overhead.py --record $(BENCH_ARGS_FIT)
 	$(PY) benchmarks/bert_finetune.py --record $(BENCH_ARGS_BERT)
 
-# The install a reader gets, without the lock file: course-utils from this checkout in two fresh
-# environments (_build/compat-newest, _build/compat-lowest), at the newest releases pyproject.toml's
-# ranges allow and at their lower bounds, torch held at 2.13.0; the smoke notebooks run in each.
-# Versions found: _build/compat-report.txt. Not part of `make test`. One end: make compat COMPAT_ENDS=lowest
-COMPAT_ENDS ?= newest lowest
+# The install a reader gets, without the lock file: course-utils from this checkout in fresh
+# environments (_build/compat-<end>), at the newest releases pyproject.toml's ranges allow, at their
+# lower bounds, and in Colab's published runtime (requirements/colab/; the setup cell's own pip line
+# must replace nothing Colab has; then chapter 8 under cpu too), torch held at 2.13.0; the smoke
+# notebooks run in each. Versions found: _build/compat-report.txt (the colab end's freeze diff:
+# _build/compat-colab/freeze-diff.txt). Not part of `make test`. One end: make compat COMPAT_ENDS=colab
+COMPAT_ENDS ?= newest lowest colab
 COMPAT_JOBS ?= 2
 compat: $(STAMP)
 	$(PY) tools/compat.py --python $(PYTHON) --jobs $(COMPAT_JOBS) --ends $(COMPAT_ENDS)
+
+# On a machine with a CUDA GPU and no network (a lent GPU): tests/gpu, then every notebook under
+# COURSE_PROFILE=gpu-check (smoke sizes on the GPU, packaged models for the Hub's), recorded in
+# book/results.json under "gpu-check"; at most 10 minutes on one H100. Without CUDA: one line, exit 0.
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py
 
 clean:
 	rm -rf _build

@@ -59,7 +59,7 @@ class Config:
 
         where = "Colab" if self.on_colab else "local"
         dtype = str(self.amp.dtype).replace("torch.", "")
-        return (f"course_utils {__version__} | profile {self.profile.name} | {self.device.type}: {self.hardware} | "
+        return (f"course_utils {__version__} | profile {self.profile.run_name} | {self.device.type}: {self.hardware} | "
                 f"compute dtype {dtype} ({self.amp.reason}) | torch {torch.__version__} | {where}")
 
 
@@ -167,6 +167,10 @@ def setup(profile: str | None = None, *, seed: int = 0, device: str | None = Non
         on_colab=on_colab(),
         hardware=describe_hardware(dev),
     )
+    if cfg.profile.needs_cuda and dev.type != "cuda":
+        raise RuntimeError(f"COURSE_PROFILE={cfg.profile.run_name} checks the code paths only a GPU takes, but "
+                           f"the device is {dev.type}: run it on a machine with a CUDA GPU (make gpu-check), "
+                           "or unset COURSE_PROFILE")
     seed_everything(seed)
     start_sink()
     if not quiet:

@@ -1,5 +1,10 @@
 """The three run sizes of every notebook: ``smoke`` (CI), ``cpu`` (a laptop), ``gpu`` (Colab).
 
+One more for machines we borrow: ``COURSE_PROFILE=gpu-check`` (``make gpu-check``) runs a chapter at
+the ``smoke`` profile's sizes, with its packaged models standing in for the Hub's, on a CUDA GPU:
+every code path that only a GPU takes (CUDA placement, fp16/bf16 autocast, GPU memory and timing
+branches) in a few minutes, recorded in ``book/results.json`` under its own name.
+
 A notebook never branches on where it runs; it reads sizes from the profile::
 
     cfg = course_utils.setup()
@@ -10,9 +15,16 @@ A notebook never branches on where it runs; it reads sizes from the profile::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
+# Check runs: (the profile whose sizes and models they take, what they are). Their ``name`` is that
+# profile's, so a chapter sizes itself and skips its convergence targets as it does there; ``label``
+# says what ran, in the summary line and in book/results.json.
+CHECK_PROFILES = {
+    "gpu-check": ("smoke", "make gpu-check: smoke sizes on a CUDA GPU, packaged models for the Hub's; "
+                           "every gpu-only code path, no convergence target"),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,16 @@ class Profile:
     encoder: str  # which pre-trained encoder chapter 7 asks for
     description: str = ""
     extras: dict = field(default_factory=dict)
+    label: str = ""  # a check run's own name (gpu-check); empty for the three profiles
+
+    @property
+    def run_name(self) -> str:
+        """What ran: the check's label (``gpu-check``), else the profile's name."""
+        return self.label or self.name
+
+    @property
+    def needs_cuda(self) -> bool:
+        return self.label == "gpu-check"
 
     def choose(self, *, smoke, cpu, gpu):
         """Pick a chapter-specific value for this profile: ``cfg.choose(smoke=2, cpu=20, gpu=50)``."""
@@ -85,9 +107,12 @@ def get_profile(name: str | None = None, *, cuda_available: bool | None = None) 
 
             cuda_available = torch.cuda.is_available()
         name = "gpu" if cuda_available else "cpu"
+    if name in CHECK_PROFILES:
+        sizes, description = CHECK_PROFILES[name]
+        return replace(PROFILES[sizes], label=name, description=description)
     if name not in PROFILES:
         raise ValueError(
-            f"COURSE_PROFILE must be one of {', '.join(PROFILE_NAMES)}, got {name!r}. "
+            f"COURSE_PROFILE must be one of {', '.join(PROFILE_NAMES + tuple(CHECK_PROFILES))}, got {name!r}. "
             "Unset it to let course_utils choose (gpu when CUDA is available, else cpu)."
         )
     return PROFILES[name]

@@ -181,3 +181,51 @@ def test_doctor_shows_the_cpu_engine_and_the_choice(no_measuring, monkeypatch, c
     out = capsys.readouterr().out
     assert "AMX-BF16 (flags: amx_bf16, amx_tile, avx512_bf16)" in out
     assert "bfloat16 (AMX-BF16 matrix engine)" in out
+
+
+# ------------------------------------------------------------------ make gpu-check
+def test_gpu_check_profile_has_smoke_sizes_and_models_and_says_what_ran():
+    check, smoke = get_profile("gpu-check"), get_profile("smoke")
+    assert check.run_name == "gpu-check" and check.needs_cuda
+    assert (check.name, check.train_size, check.epochs, check.encoder) == (
+        smoke.name, smoke.train_size, smoke.epochs, "packaged")
+    assert check.choose(smoke=1, cpu=2, gpu=3) == 1  # chapters size themselves as under smoke
+    assert smoke.run_name == "smoke" and not smoke.needs_cuda
+
+
+def test_gpu_check_profile_comes_from_course_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "gpu-check")
+    assert get_profile().run_name == "gpu-check"
+    with pytest.raises(ValueError, match="gpu-check"):
+        get_profile("gpu_check")  # the error lists the valid names, the check included
+
+
+def test_gpu_check_profile_refuses_to_run_without_a_gpu(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "gpu-check")
+    with pytest.raises(RuntimeError, match="CUDA GPU.*make gpu-check"):
+        course_utils.setup(device="cpu", quiet=True)
+
+
+def test_gpu_check_skips_in_one_line_without_cuda(monkeypatch, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 0
+    out = capsys.readouterr().out
+    assert out == "make gpu-check: skipped, no CUDA GPU here (torch.cuda.is_available() is False)\n"
+
+
+def test_gpu_check_runs_are_recorded_but_never_stored_in_the_notebooks():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import notebooks
+
+    assert "gpu-check" in notebooks.MEASURE_ONLY and "cpu" not in notebooks.MEASURE_ONLY
+    line = notebooks.runs_in_line("x", {"x": {"gpu-check": {"runtime_s": 5, "hardware": "H100", "date": "d"}}})
+    assert "gpu-check" not in line  # the chapters' "Runs in" line keeps to the three profiles

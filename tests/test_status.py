@@ -58,3 +58,12 @@ def test_check_fails_when_the_page_was_edited_by_hand(tmp_path, capsys):
     page.write_text(page.read_text() + "|  | gpu | 2026-12-01 | typed in by hand | 1 s | | |\n")
     assert status.main(["--check", "--output", str(page)]) == 1
     assert "out of date" in capsys.readouterr().out
+
+
+def test_a_gpu_check_run_gets_its_own_row_and_metric_column():
+    page = status.render({"07_bert_finetuning": {"cpu": RECORD, "gpu-check": {**RECORD, "hardware": "NVIDIA H100"}}},
+                         ["07_bert_finetuning"], set())
+    assert "| gpu-check | 2026-11-25 | NVIDIA H100 | 5.2 min | 2,048 MiB (GPU) |" in page
+    assert "| Metric | smoke | cpu | gpu | gpu-check |" in page
+    assert "| `bilstm_glove.val_accuracy` |  | 0.8512 |  | 0.8512 |" in page
+    assert "gpu-check" not in status.render({"07_bert_finetuning": {"cpu": RECORD}}, ["07_bert_finetuning"], set())

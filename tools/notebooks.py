@@ -188,14 +188,16 @@ def execute(path: Path, profile: str, timeout: int) -> dict:
         "course_utils": course_utils.__version__,
         "metrics": report.get("metrics", {}),
     }
-    if profile == "smoke":
-        return record  # stored outputs come from a cpu or gpu run; smoke only measures
+    if profile in MEASURE_ONLY:
+        return record  # stored outputs come from a cpu or gpu run; smoke and checks only measure
     nb.metadata["course"] = {"profile": profile, "code_hash": code_hash(nb), **{
         k: record[k] for k in ("date", "hardware", "course_utils", "runtime_s")}}
     nbformat.write(nb, path)
     return record
 
 
+# Profiles whose runs are recorded in book/results.json but never stored in the notebook.
+MEASURE_ONLY = ("smoke", "gpu-check")
 RUNS_IN = re.compile(r"^\*\*Runs in\*\*.*$", flags=re.M)
 
 
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sync = sub.add_parser("sync-setup")
     p_sync.add_argument("notebooks", nargs="+", type=Path)
     p_exec = sub.add_parser("execute")
-    p_exec.add_argument("--profile", choices=["smoke", "cpu", "gpu"], required=True)
+    p_exec.add_argument("--profile", choices=["smoke", "cpu", "gpu", "gpu-check"], required=True)
     p_exec.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p_exec.add_argument("notebooks", nargs="+", type=Path)
     p_runs = sub.add_parser("runs-in")
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"executing {path} (profile {args.profile}) ...", flush=True)
             record = execute(path, args.profile, args.timeout)
             merge_result(path.stem, args.profile, record)
-            update_runs_in(path)
+            if args.profile != "gpu-check":  # a check leaves the notebooks as they are
+                update_runs_in(path)
             print(f"  {record['runtime_s']} s, peak memory {record['peak_memory_mb']} MiB, "
                   f"metrics {record['metrics']}")
     elif args.command == "runs-in":

@@ -23,7 +23,12 @@ from toc import toc_files  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "book" / "results.json"
 STATUS = ROOT / "book" / "status.md"
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "cpu", "gpu")  # always shown; a check run (gpu-check) adds its row where it ran
+
+
+def profiles_of(runs: dict) -> tuple[str, ...]:
+    """The three profiles, then any other the chapter's records name (``gpu-check``), sorted."""
+    return PROFILES + tuple(sorted(set(runs) - set(PROFILES)))
 
 HEADER = """\
 # Status of the chapters
@@ -55,7 +60,8 @@ def _chapter(slug: str, runs: dict, linked: bool, path: str | None = None) -> st
     page = f"Page: {{doc}}`../{path or 'chapters/' + slug}`" if linked else "Not in the book yet."
     lines = [f"## `{slug}`", "", page, "", "| Profile | Date | Hardware | Run time | Peak memory |",
              "| --- | --- | --- | --- | --- |"]
-    for profile in PROFILES:
+    profiles = profiles_of(runs)
+    for profile in profiles:
         record = runs.get(profile)
         if record is None:
             lines.append(f"| {profile} | not measured yet | | | |")
@@ -68,9 +74,9 @@ def _chapter(slug: str, runs: dict, linked: bool, path: str | None = None) -> st
     if not names:
         lines.append("No metrics recorded yet.")
     else:
-        lines += ["| Metric | " + " | ".join(PROFILES) + " |", "| --- |" + " ---: |" * len(PROFILES)]
+        lines += ["| Metric | " + " | ".join(profiles) + " |", "| --- |" + " ---: |" * len(profiles)]
         for name in names:
-            values = [runs.get(p, {}).get("metrics", {}).get(name) for p in PROFILES]
+            values = [runs.get(p, {}).get("metrics", {}).get(name) for p in profiles]
             lines.append(f"| `{name}` | " + " | ".join("" if v is None else f"{v:.4g}" for v in values) + " |")
     return "\n".join(lines) + "\n"
 

@@ -193,3 +193,21 @@ def test_setup_on_a_gpu_picks_the_gpu_profile_and_its_precision(monkeypatch, cap
     expected = torch.bfloat16 if major >= 8 else torch.float16 if major >= 7 else torch.float32
     assert cfg.amp.dtype == expected
     assert "profile gpu" in capsys.readouterr().out
+
+
+def test_packaged_smollm2_on_cuda_greedy_matches_the_cpu_and_ends_with_its_header_token():
+    """Chapter 8's real decoder on the GPU (the gpu-check profile's notebooks use its tiny stand-in):
+    float32 weights, the GGUF header's end token, the same greedy answer as on the CPU."""
+    from course_utils.models import decoder_special_tokens, load_decoder, resolve_decoder
+    from course_utils.profiles import get_profile
+
+    choice = resolve_decoder(get_profile("cpu"))
+    model, tok = load_decoder(choice)
+    assert tok.eos_token_id == decoder_special_tokens(choice)["eos"] and tok.eos_token == "<|im_end|>"
+    prompt = tok("The capital of France is", return_tensors="pt")
+    greedy = dict(max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    on_cpu = model.generate(**prompt, **greedy)
+    model.to(CUDA)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    on_gpu = model.generate(**prompt.to(CUDA), **greedy).cpu()
+    assert torch.equal(on_gpu, on_cpu), (tok.decode(on_cpu[0]), tok.decode(on_gpu[0]))
