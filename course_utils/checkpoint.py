@@ -45,7 +45,13 @@ EXTENDABLE = ("steps", "warmup_steps")
 
 
 class CheckpointWriteError(OSError):
-    """A checkpoint could not be written; the message names the file, the cause and the fix."""
+    """A checkpoint could not be written; the message names the file, the cause and the fix.
+
+    ``errno`` and ``filename`` are the failed write's, as on any ``OSError``.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 class CheckpointReadError(RuntimeError):
@@ -136,6 +142,9 @@ def write_error(cause: OSError, path: Path, needed_bytes: int | None = None) -> 
         fix = ("The folder cannot be written (read-only, or no permission). Pass a checkpoint_dir you can "
                "write to (e.g. cfg.checkpoint_dir(name), or a folder on Google Drive), or checkpoint_dir=None "
                "to train without checkpoints.")
+    elif cause.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.ENAMETOOLONG, errno.EEXIST):
+        fix = ("That path cannot be a folder (part of it is a file, or the name is not valid): pass another "
+               "checkpoint_dir.")
     else:
         fix = ("A storage error: if the folder is on a network or Drive mount, check that it is still "
                "mounted, then call fit again: it resumes from the last checkpoint.")

@@ -156,3 +156,29 @@ def test_evaluate_runs_an_int8_model_in_fp32_even_where_autocast_is_on():
         int8(data.tensors[0])
     result = evaluate(int8, data, batch_size=32, amp="bf16")
     assert 0 <= result["accuracy"] <= 1
+
+
+def test_the_bf16_speed_probe_leaves_the_global_random_state_alone(monkeypatch, tmp_path):
+    # On a CPU with AVX512-BF16 and no AMX the first run on a machine times bf16 against fp32. Drawing
+    # its matrices from the global generator would shift every later dropout mask: a first run could
+    # not be reproduced by a restart, which finds the figure cached and draws nothing.
+    avx512 = {**NO_BF16, "avx512_bf16": True, "avx512_f": True}
+    monkeypatch.setattr(device_module, "cpu_features", lambda: avx512)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(device_module.CPU_BF16_ENV, raising=False)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    device_module.amp_dtype("cpu")
+    assert (tmp_path / "course_utils" / "cpu_bf16.json").exists(), "the probe did not run: the test shows nothing"
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_fit_with_mixed_precision_off_does_not_measure_the_machine(monkeypatch):
+    def probe():
+        raise AssertionError("amp=False needs no bf16 speed probe")
+
+    monkeypatch.setattr(device_module, "measured_bf16_speedup", probe)
+    monkeypatch.setattr(device_module, "cpu_features", lambda: {**NO_BF16, "avx512_bf16": True})
+    monkeypatch.delenv(device_module.CPU_BF16_ENV, raising=False)
+    history = fit(mlp(), separable_data(n=32), amp=False, device="cpu", batch_size=16, epochs=1, progress=False)
+    assert history.amp_dtype == "float32"
