@@ -57,3 +57,13 @@ def test_docstring_sentences_are_lower_case_tokenised_and_reproducible():
     assert all(s == s.lower() and 4 <= len(s.split()) <= 40 for s in a)
     with pytest.raises(ValueError, match="asked for n="):
         docstring_sentences(10**6)
+
+
+def test_mmd2_matches_its_closed_form_for_gaussians_one_apart():
+    # E MMD² = 2 (1 + 2/h²)^(-d/2) (1 - exp(-|μ|² / (2 (h² + 2)))) for N(0, I) against N(μ, I)
+    import math
+
+    torch.manual_seed(0)
+    expected = 2 * 1.5**-2.5 * (1 - math.exp(-5 / 12))
+    draws = [mmd2_unbiased(torch.randn(400, 5), torch.randn(400, 5) + 1, 2.0) for _ in range(20)]
+    assert sum(draws) / len(draws) == pytest.approx(expected, abs=0.02)  # "about 0.2" was 0.25
