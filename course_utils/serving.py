@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -39,8 +40,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, StrictStr
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 LOOPBACK = "127.0.0.1"
 
@@ -52,14 +53,33 @@ Predictor = Callable[[list[str]], list[list[float]]]
 class ServerOptions:
     """The knobs of the server. ``max_batch_size=1`` is one-at-a-time serving (no batching).
 
+    The batcher and the model:
+
     ``max_wait_ms``: how long the batcher holds the first text of a batch while it waits for more.
     ``max_queue``: texts that may wait at once; beyond it a request is answered 503.
-    ``max_chars``: longest text accepted (longer ones get 422; the tokenizer truncates anyway).
-    ``max_texts``: most texts in one request (more get 422).
     ``max_tokens``: the tokenizer's truncation length.
     ``extra_batch_ms``: added to every model call, to imitate a heavier model (tests of overload).
     ``device``: where the model runs, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"auto"``
     (CUDA when there is a GPU, else the CPU; see :func:`serving_device`).
+
+    What one request may ask for, checked before any work on its texts (422 or 413 otherwise):
+
+    ``max_texts``: most texts in one request (at most ``max_queue``: a bigger request could never
+    fit). ``max_chars``: longest text (the tokenizer truncates anyway). ``max_body_bytes``: the
+    largest body (``None``: room for ``max_texts`` texts of ``max_chars`` characters, each written
+    as a 6-byte ``\\uXXXX`` escape). ``max_header_bytes`` and ``max_headers``: the request line and
+    headers together, and how many headers (431 beyond). ``check_unicode``: refuse texts that are
+    not valid Unicode (a lone surrogate such as ``"\\ud800"`` crashes tokenizers); switch it off
+    only to watch the batcher isolate a text the model cannot handle.
+
+    How long one connection may hold the server:
+
+    ``header_timeout_s``: from a connection's opening (or a kept-alive request's first byte) to the
+    end of its headers; an idle connection is closed, a half-sent request answered 408.
+    ``body_timeout_s``: from the end of the headers to the end of the body (408 beyond).
+    ``keep_alive_s``: how long an idle kept-alive connection stays open between requests.
+    ``max_connections``: open connections at once; one more is answered 503 and closed.
+    ``shutdown_timeout_s``: on SIGTERM, how long requests in flight may finish before they are cut.
     """
 
     max_batch_size: int = 16
@@ -70,17 +90,47 @@ class ServerOptions:
     max_tokens: int = 64
     extra_batch_ms: float = 0.0
     device: str = "auto"
+    max_body_bytes: int | None = None
+    max_header_bytes: int = 16_384
+    max_headers: int = 100
+    check_unicode: bool = True
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 256
+    shutdown_timeout_s: float = 10.0
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_queue", "max_chars", "max_texts", "max_tokens"):
+        for name in ("max_batch_size", "max_queue", "max_chars", "max_texts", "max_tokens", "max_headers",
+                     "max_connections"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("max_wait_ms", "extra_batch_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 milliseconds, got {getattr(self, name)!r}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s", "shutdown_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+        if self.max_texts > self.max_queue:
+            raise ValueError(f"max_texts ({self.max_texts}) must be <= max_queue ({self.max_queue}): a request "
+                             "with more texts than the queue holds could never be served; lower max_texts "
+                             "or raise max_queue")
+        for name, least in (("max_body_bytes", 64), ("max_header_bytes", 256)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < least):
+                raise ValueError(f"{name} must be an integer >= {least} bytes, got {value!r}")
         if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+
+    @property
+    def body_limit(self) -> int:
+        """The largest request body accepted, in bytes (``max_body_bytes`` or room for the largest
+        legal request: ``max_texts`` texts of ``max_chars`` 6-byte escapes, quotes and commas)."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_texts * (6 * self.max_chars + 3) + 64
 
 
 # ----------------------------------------------------------------------------- the model
@@ -174,10 +224,13 @@ def load_predictor(model_dir: str | os.PathLike, max_tokens: int = 64, threads: 
 def instant_predictor(num_labels: int = 2):
     """``(predict, label_names)`` for a stand-in model that answers every text with equal
     probabilities at once: a server around it measures what HTTP, JSON, the batcher and the load
-    generator cost without any model (``start_server(None)``)."""
+    generator cost without any model (``start_server(None)``). Like a tokenizer it encodes each
+    text to UTF-8 first, so a text a real model cannot read (a lone surrogate) fails here too."""
     names = ["negative", "positive"] if num_labels == 2 else [f"class {i}" for i in range(num_labels)]
 
     def predict(texts: list[str]) -> list[list[float]]:
+        for text in texts:
+            text.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate, as tokenizers do
         return [[1 / num_labels] * num_labels for _ in texts]
 
     return predict, names
@@ -192,18 +245,28 @@ class _Waiting:
     answer: asyncio.Future  # resolved with (probabilities, batch size)
 
 
+class TextFailed(Exception):
+    """The model failed on this one text, alone (it was retried apart from its batch)."""
+
+
 @dataclass
 class DynamicBatcher:
     """Collects texts from many requests into batches for one ``predict`` call at a time.
 
     ``submit(texts)`` is awaited by a request; ``run()`` is the background task. Batches are
     opportunistic: a lone text waits at most ``max_wait_ms`` for company, then goes alone.
+
+    A batch whose model call fails is split in two halves and each is retried, down to single
+    texts: a text the model cannot handle fails only its own request (:class:`TextFailed`), and
+    ``k`` such texts in a batch of ``n`` cost about ``2 k log2(n)`` extra calls, most of them on
+    small batches. A request that is cancelled (its client left) takes its texts out of the queue.
     """
 
     predict: Predictor
     options: ServerOptions
     waiting: collections.deque = field(default_factory=collections.deque)
     batch_sizes: collections.Counter = field(default_factory=collections.Counter)
+    failed_calls: int = 0  # model calls that raised (each is then split, or fails its one text)
 
     def __post_init__(self):
         self.arrived = asyncio.Event()
@@ -217,7 +280,13 @@ class DynamicBatcher:
         items = [_Waiting(t, loop.create_future()) for t in texts]
         self.waiting.extend(items)
         self.arrived.set()
-        return [await item.answer for item in items]
+        try:
+            return [await item.answer for item in items]
+        except asyncio.CancelledError:  # the request was cancelled: nobody will read these answers
+            for item in items:
+                item.answer.cancel()
+            self.waiting = collections.deque(w for w in self.waiting if not w.answer.done())
+            raise
 
     async def _wait_for_arrival(self, timeout: float | None) -> bool:
         """True when a text arrived within ``timeout`` seconds (None: wait as long as it takes)."""
@@ -239,77 +308,140 @@ class DynamicBatcher:
             while len(self.waiting) < max_size and deadline > loop.time():
                 await self._wait_for_arrival(deadline - loop.time())
             batch = [self.waiting.popleft() for _ in range(min(max_size, len(self.waiting)))]
-            await self._answer(batch)
+            batch = [item for item in batch if not item.answer.done()]  # skip cancelled requests
+            if batch:
+                await self._answer(batch)
 
     async def _answer(self, batch: list[_Waiting]) -> None:
         try:
             # The model runs in a worker thread: the event loop keeps taking requests meanwhile.
-            probs = await asyncio.to_thread(self._predict_slowly, [item.text for item in batch])
-        except Exception as error:  # a failing model must fail its requests, not the batcher
-            for item in batch:
-                if not item.answer.done():
-                    item.answer.set_exception(error)
+            probs = await asyncio.to_thread(self._run_model, [item.text for item in batch])
+        except Exception as error:  # a failing model must fail its own texts, not the batcher
+            self.failed_calls += 1
+            if len(batch) == 1:
+                if not batch[0].answer.done():
+                    batch[0].answer.set_exception(TextFailed(f"{type(error).__name__}: {error}"[:200]))
+                return
+            half = len(batch) // 2  # bisect: the halves without the culprit are answered
+            await self._answer(batch[:half])
+            await self._answer(batch[half:])
             return
         self.batch_sizes[len(batch)] += 1
         for item, p in zip(batch, probs):
             if not item.answer.done():  # the client may have gone away
                 item.answer.set_result((p, len(batch)))
 
-    def _predict_slowly(self, texts: list[str]) -> list[list[float]]:
+    def _run_model(self, texts: list[str]) -> list[list[float]]:
         if self.options.extra_batch_ms:
             time.sleep(self.options.extra_batch_ms / 1000)
         return self.predict(texts)
 
 
+# ----------------------------------------------------------------------------- the request
+
+
+class Refused(Exception):
+    """A request the server will not serve: ``status`` and a short ``detail`` (never the input)."""
+
+    def __init__(self, status: int, detail: str, close: bool = False):
+        super().__init__(detail)
+        self.status, self.detail, self.close = status, detail, close
+
+
+def _no_constants(name: str):
+    raise Refused(422, f"{name} is not valid JSON: send numbers as finite numbers, texts as strings")
+
+
+def parse_texts(body: bytes, options: ServerOptions) -> list[str]:
+    """The texts of a POST /predict body, ``{"text": "..."}`` or ``{"texts": ["...", ...]}``.
+
+    Every size is checked before any work on a single text, so a request's cost is bounded by the
+    options whatever it holds; errors name the field and the limit, never echo the input.
+    Raises :class:`Refused` (413 for a body over the limit, 422 for everything else).
+    """
+    if len(body) > options.body_limit:
+        raise Refused(413, f"the body has {len(body)} bytes; the limit is {options.body_limit}", close=True)
+    try:
+        payload = json.loads(body, parse_constant=_no_constants)
+    except Refused:
+        raise
+    except RecursionError:
+        raise Refused(422, "the body is not valid JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        where = f" at byte {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
+        raise Refused(422, f"the body is not valid JSON{where}: send a UTF-8 JSON object") from None
+    if not isinstance(payload, dict):
+        raise Refused(422, f"the body must be a JSON object (a dict) such as {{\"text\": \"...\"}}, "
+                           f"got a {type(payload).__name__}")
+    unknown = sorted(set(payload) - {"text", "texts"})
+    if unknown:
+        raise Refused(422, f"unknown field {unknown[0][:40]!r} (extra fields are not allowed): "
+                           "send 'text' or 'texts'")
+    if ("text" in payload) == ("texts" in payload) or None in (payload.get("text", 0), payload.get("texts", 0)):
+        raise Refused(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    if "text" in payload:
+        texts = [payload["text"]]
+        if not isinstance(payload["text"], str):
+            raise Refused(422, f"'text' must be a string, got a {type(payload['text']).__name__}")
+    else:
+        texts = payload["texts"]
+        if not isinstance(texts, list):
+            raise Refused(422, f"'texts' must be a list of strings, got a {type(texts).__name__}")
+        if not texts:
+            raise Refused(422, "'texts' is empty: send at least one text")
+        if len(texts) > options.max_texts:
+            raise Refused(422, f"{len(texts)} texts in one request; the limit is {options.max_texts}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise Refused(422, f"text {i} must be a string, got a {type(text).__name__}")
+        if len(text) > options.max_chars:
+            raise Refused(422, f"text {i} has {len(text)} characters; the limit is {options.max_chars}")
+        if not text.strip():
+            raise Refused(422, f"text {i} is empty or only whitespace")
+        if options.check_unicode and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise Refused(422, f"text {i} is not valid Unicode (a lone surrogate at character "
+                                   f"{error.start}): send UTF-8 text") from None
+    return texts
+
+
 # ----------------------------------------------------------------------------- the app
 
 
-class PredictRequest(BaseModel):
-    """The body of POST /predict: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``."""
-
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
-    text: StrictStr | None = None  # strict: a number is refused, not turned into "3"
-    texts: list[StrictStr] | None = None
-
-
 def create_app(predict: Predictor, label_names: Sequence[str], options: ServerOptions | None = None):
-    """The FastAPI application around ``predict``; see the module docstring for the routes."""
+    """The FastAPI application around ``predict``, inside :class:`RequestLimits`; see the module
+    docstring for the routes."""
     options = options or ServerOptions()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         app.state.batcher = DynamicBatcher(predict, options)
-        task = asyncio.create_task(app.state.batcher.run())
+        app.state.batcher_task = asyncio.create_task(app.state.batcher.run())
         yield
-        task.cancel()
+        app.state.batcher_task.cancel()
 
     app = FastAPI(title="SST-2 sentiment classifier", lifespan=lifespan)
 
-    def checked_texts(request: PredictRequest) -> list[str]:
-        if (request.text is None) == (request.texts is None):
-            raise HTTPException(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
-        texts = [request.text] if request.text is not None else request.texts
-        if not texts:
-            raise HTTPException(422, "'texts' is empty: send at least one text")
-        if len(texts) > options.max_texts:
-            raise HTTPException(422, f"{len(texts)} texts in one request; the limit is {options.max_texts}")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise HTTPException(422, f"text {i} is empty or only whitespace")
-            if len(text) > options.max_chars:
-                raise HTTPException(422, f"text {i} has {len(text)} characters; the limit is {options.max_chars}")
-        return texts
+    @app.exception_handler(Refused)
+    async def refused(request, error: Refused):
+        return _refusal_response(error, JSONResponse)
 
     @app.post("/predict")
-    async def predict_route(request: PredictRequest):
-        texts = checked_texts(request)
+    async def predict_route(request: Request):
+        texts = parse_texts(await request.body(), options)
         batcher: DynamicBatcher = app.state.batcher
         if not batcher.has_room_for(len(texts)):
-            raise HTTPException(503, "server busy: the queue is full, retry later",
-                                headers={"Retry-After": "1"})
+            raise Refused(503, "server busy: the queue is full, retry later")
         predictions = []
-        for probabilities, batch_size in await batcher.submit(texts):
-            label = max(range(len(probabilities)), key=probabilities.__getitem__)  # arg-max
+        try:
+            answers = await batcher.submit(texts)
+        except TextFailed as error:
+            raise Refused(500, f"the model failed on a text of this request ({error}); the request's "
+                               "other texts and other requests are unaffected") from None
+        for probabilities, batch_size in answers:
+            label = probabilities.index(max(probabilities))  # arg-max
             predictions.append({"label": label, "label_name": label_names[label],
                                 "probabilities": probabilities, "batch_size": batch_size})
         return {"predictions": predictions}
@@ -317,11 +449,223 @@ def create_app(predict: Predictor, label_names: Sequence[str], options: ServerOp
     @app.get("/health")
     async def health():
         batcher: DynamicBatcher = app.state.batcher
-        return {"status": "ok", "queued": len(batcher.waiting), "batches": sum(batcher.batch_sizes.values()),
+        alive = not app.state.batcher_task.done()  # a dead batcher would leave every request waiting
+        body = {"status": "ok" if alive else "batcher stopped", "queued": len(batcher.waiting),
+                "batches": sum(batcher.batch_sizes.values()),
                 "batch_sizes": {str(k): v for k, v in sorted(batcher.batch_sizes.items())},
-                "options": options.__dict__}
+                "failed_model_calls": batcher.failed_calls, "options": options.__dict__}
+        return body if alive else JSONResponse(body, status_code=503)
 
-    return app
+    return RequestLimits(app, options)
+
+
+def _refusal_response(error: Refused, response_class):
+    headers = {"Retry-After": "1"} if error.status == 503 else {}
+    if error.close:
+        headers["Connection"] = "close"  # the rest of the body is unread: the connection cannot go on
+    return response_class({"detail": error.detail}, status_code=error.status, headers=headers)
+
+
+class RequestLimits:
+    """Pure ASGI middleware: what a request's headers and body may be, checked before the app runs,
+    and the request's end when its client leaves.
+
+    - ``Content-Type`` other than ``application/json``: 415; a ``Content-Encoding``: 415; a
+      ``Transfer-Encoding`` other than ``chunked``: 501; ``Content-Length`` over the body limit: 413.
+    - The body is counted as it streams in (a chunked body has no length up front): 413 beyond the
+      limit, 408 if it is not complete ``body_timeout_s`` after the headers.
+    - Once the body is in, a disconnect from the client cancels the request, so the batcher drops
+      its texts instead of computing answers nobody reads.
+
+    uvicorn has none of these (its options bound idle keep-alive connections, concurrency and the
+    shutdown; :func:`guarded_protocol` adds the limits on headers and connections).
+    """
+
+    def __init__(self, app, options: ServerOptions):
+        self.app, self.options = app, options
+
+    def __getattr__(self, name):  # app.state and friends, for tests and tools
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        try:
+            self._check_headers(scope)
+        except Refused as error:
+            return await _send_refusal(scope, receive, send, error)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        deadline, limit = loop.time() + self.options.body_timeout_s, self.options.body_limit
+        state = {"received": 0, "body_done": False, "gone": False, "watcher": None, "replied": False}
+
+        async def watch_for_disconnect():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["replied"]:
+                state["gone"] = True
+                task.cancel()  # the client left: stop the request wherever it waits
+
+        async def limited_receive():
+            if state["body_done"]:  # only a disconnect can come now; the watcher waits for it
+                await asyncio.Event().wait()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise Refused(408, f"the body did not arrive within {self.options.body_timeout_s:g} s",
+                              close=True) from None
+            if message["type"] == "http.disconnect":
+                state["gone"] = True
+                raise asyncio.CancelledError
+            state["received"] += len(message.get("body", b""))
+            if state["received"] > limit:
+                raise Refused(413, f"the body has more than {limit} bytes, the limit", close=True)
+            if not message.get("more_body", False):
+                state["body_done"] = True
+                state["watcher"] = asyncio.ensure_future(watch_for_disconnect())
+            return message
+
+        async def guarded_send(message):
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["replied"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except asyncio.CancelledError:
+            if not state["gone"]:
+                raise  # cancelled from outside (the server's shutdown deadline)
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+        finally:
+            if state["watcher"] is not None:
+                state["watcher"].cancel()
+
+    def _check_headers(self, scope) -> None:
+        headers = dict(scope["headers"])  # names are lower case in ASGI
+        encoding = headers.get(b"transfer-encoding", b"").lower().replace(b" ", b"")
+        if encoding not in (b"", b"chunked", b"identity"):
+            raise Refused(501, "Transfer-Encoding must be chunked or absent; compressed transfer "
+                               "codings are not implemented", close=True)
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.options.body_limit):
+            raise Refused(413, f"Content-Length is over the limit of {self.options.body_limit} bytes",
+                          close=True)
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind != b"application/json":
+            raise Refused(415, "Content-Type must be application/json", close=True)
+        if headers.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+            raise Refused(415, "Content-Encoding is not supported: send the body uncompressed",
+                          close=True)
+
+
+async def _send_refusal(scope, receive, send, error: Refused) -> None:
+    await _refusal_response(error, JSONResponse)(scope, receive, send)
+
+
+# ----------------------------------------------------------------------------- the connection
+
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+
+
+def guarded_protocol(options: ServerOptions):
+    """uvicorn's HTTP protocol (httptools) with the limits uvicorn leaves out, per connection:
+
+    - a header deadline: ``header_timeout_s`` from the connection's opening, or from a kept-alive
+      request's first byte, to the end of the headers. A connection that sent nothing is closed,
+      one that sent part of a request is answered 408 and closed (slowloris);
+    - the request line and headers together at most ``max_header_bytes``, at most ``max_headers``
+      headers: 431 and closed (httptools itself buffers headers without a bound);
+    - at most ``max_connections`` open at once: one more is answered 503 and closed at once.
+      (uvicorn's ``limit_concurrency`` answers 503 too, but keeps the connection open.)
+
+    Between requests, uvicorn's ``timeout_keep_alive`` closes idle connections.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.refused, self.in_headers = False, False
+            self.header_timer = self.loop.call_later(options.header_timeout_s, self._headers_too_slow)
+            if len(self.connections) > options.max_connections:
+                self._refuse(503, "too many connections: retry later")
+
+        def connection_lost(self, exc) -> None:
+            self._stop_header_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self.refused:
+                return
+            super().data_received(data)
+            if self.in_headers and not self.refused:  # headers still incomplete after this chunk
+                self.raw_header_bytes += len(data)
+                if self.raw_header_bytes > options.max_header_bytes:
+                    self._refuse(431, f"the headers are over {options.max_header_bytes} bytes")
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.in_headers, self.raw_header_bytes, self.header_bytes, self.header_count = True, 0, 0, 0
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_later(options.header_timeout_s, self._headers_too_slow)
+
+        def on_url(self, url: bytes) -> None:
+            self.header_bytes += len(url)
+            if self.header_bytes <= options.max_header_bytes:
+                super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.header_bytes += len(name) + len(value) + 4
+            self.header_count += 1
+            if self.header_count <= options.max_headers and self.header_bytes <= options.max_header_bytes:
+                super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._stop_header_timer()
+            self.in_headers = False
+            if self.header_count > options.max_headers:
+                self._refuse(431, f"{self.header_count} headers; the limit is {options.max_headers}")
+            elif self.header_bytes > options.max_header_bytes:
+                self._refuse(431, f"the headers are over {options.max_header_bytes} bytes")
+            else:
+                super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if not self.refused:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self.refused:
+                super().on_message_complete()
+
+        def _stop_header_timer(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self.header_timer = None
+            if self.in_headers:
+                self._refuse(408, f"the headers did not arrive within {options.header_timeout_s:g} s")
+            elif self.cycle is None or self.cycle.response_complete:
+                self.transport.close()  # it never sent a request: nothing to answer
+
+        def _refuse(self, status: int, detail: str) -> None:
+            self.refused = True
+            self._stop_header_timer()
+            if self.cycle is None or self.cycle.response_complete:  # never write into an answer
+                body = json.dumps({"detail": detail}).encode()
+                self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                                     b"content-length: %d\r\nconnection: close\r\n%s\r\n%s"
+                                     % (status, _REASONS[status], len(body),
+                                        b"retry-after: 1\r\n" if status == 503 else b"", body))
+            self.transport.close()
+
+    return GuardedHttpToolsProtocol
 
 
 def serve(model_dir: str | os.PathLike | None, port: int, options: ServerOptions,
@@ -336,7 +680,8 @@ def serve(model_dir: str | os.PathLike | None, port: int, options: ServerOptions
         options = dataclasses.replace(options, device=serving_device(options.device))  # /health shows it
         predict, names = load_predictor(model_dir, options.max_tokens, threads, options.device)
     uvicorn.run(create_app(predict, names, options), host=LOOPBACK, port=port, log_level="warning",
-                access_log=False)
+                access_log=False, http=guarded_protocol(options), timeout_keep_alive=options.keep_alive_s,
+                timeout_graceful_shutdown=options.shutdown_timeout_s)
 
 
 # ----------------------------------------------------------------------------- as a process
@@ -426,7 +771,8 @@ def start_server(model_dir: str | os.PathLike | None, *, options: ServerOptions 
     model_args = ["--instant-model"] if model_dir is None else [str(model_dir)]
     args = [sys.executable, "-m", "course_utils.serving", *model_args, "--port", str(port)]
     for name, value in options.__dict__.items():
-        args += [f"--{name.replace('_', '-')}", str(value)]
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
     if threads is not None:
         args += ["--threads", str(threads)]
     log_path = Path(tempfile.gettempdir()) / f"course_serving_{port}.log"
@@ -438,6 +784,13 @@ def start_server(model_dir: str | os.PathLike | None, *, options: ServerOptions 
     return server
 
 
+def _cli_type(default):
+    """How the command line reads an option with this default (a bool is 'True' or 'False')."""
+    if isinstance(default, bool):
+        return lambda text: {"true": True, "false": False}[text.lower()]
+    return int if default is None else type(default)  # the one None default is a byte count
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = ServerOptions()
     parser = argparse.ArgumentParser(description="Serve a saved text classifier on 127.0.0.1.")
@@ -447,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=None)
     for name, value in defaults.__dict__.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_cli_type(value), default=value)
     args = vars(parser.parse_args(argv))
     model_dir, port, threads = args.pop("model_dir"), args.pop("port"), args.pop("threads")
     if args.pop("instant_model") == (model_dir is not None):

@@ -13,7 +13,7 @@ import torch
 
 from course_utils.loadgen import CLIENTS, check_loopback, closed_loop, open_loop
 from course_utils.models import packaged_encoder_path
-from course_utils.serving import DynamicBatcher, ServerOptions, free_port, start_server
+from course_utils.serving import DynamicBatcher, ServerOptions, TextFailed, free_port, start_server
 
 TEXTS = ["a gorgeous , witty film .", "dull .", "the plot is nothing but clichés .",
          "it 's not a bad movie , but the ending is terrible .", "wonderful", "a mess from start to end ."]
@@ -43,7 +43,8 @@ def servers(model_dir):
                                  threads=1, wait=False),
         "unbatched": start_server(model_dir, max_batch_size=1, threads=1, wait=False),
         # 100 ms a batch of at most 2, room for 4 waiting texts: a burst must overflow the queue.
-        "slow": start_server(model_dir, max_batch_size=2, max_wait_ms=0, max_queue=4, extra_batch_ms=100,
+        "slow": start_server(model_dir, max_batch_size=2, max_wait_ms=0, max_queue=4, max_texts=4,
+                             extra_batch_ms=100,
                              threads=1, wait=False),
         "instant": start_server(None, max_batch_size=4, max_wait_ms=1, wait=False),
     }
@@ -234,7 +235,7 @@ def test_a_failing_model_fails_its_requests_and_the_batcher_goes_on():
     async def scenario():
         batcher = DynamicBatcher(predict, ServerOptions(max_batch_size=1, max_wait_ms=0))
         task = asyncio.create_task(batcher.run())
-        with pytest.raises(RuntimeError, match="model failure"):
+        with pytest.raises(TextFailed, match="RuntimeError: model failure"):
             await batcher.submit(["boom"])
         answer = await batcher.submit(["fine"])
         task.cancel()
