@@ -36,8 +36,9 @@ def flops_per_token(n_params: float, *, n_layers: int = 0, d_model: int = 0, seq
     of the same size per weight matrix, the gradient for the input and the gradient for the weight: 4N.
     Attention adds products whose size grows with the context instead of the weights: per layer and
     token, ``q·kᵀ`` over T keys and the weighted sum of T values, each ``2 T d`` FLOPs forward, so
-    ``4 L T d`` forward and three times that for training (Kaplan et al. 2020, Table 1; the training
-    form ``6N + 12 L T d`` is PaLM's, Chowdhery et al. 2022, App. B, and nanoGPT's ``estimate_mfu``).
+    ``4 L T d`` forward and three times that for training: ``6N + 12 L T d``, the form of PaLM
+    (Chowdhery et al. 2022, App. B) and nanoGPT's ``estimate_mfu``. Kaplan et al. (2020, Table 1)
+    count half of the attention term, ``2 L T d``, as if each token saw on average half the context.
 
     A causal model could skip the masked half of ``q·kᵀ``; most kernels, and PyTorch's FLOP counter,
     compute the whole square, and so does this formula.
