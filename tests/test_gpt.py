@@ -61,6 +61,29 @@ def test_cached_steps_give_the_logits_of_the_full_forward_pass():
     assert torch.allclose(chunk, full[:, 7:], atol=1e-5, rtol=0)
 
 
+def test_a_cached_step_does_the_matrix_work_of_its_new_tokens_only():
+    """Chapter 8 asserts the KV cache's saving on counted FLOPs: a step over `new` tokens after
+    `cached` ones costs the linear layers for `new` tokens plus attention to all `cached + new`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, (batch, cached, new) = trained_looking_gpt(2), (2, 9, 3)
+    d, layers, vocab = CONFIG.d_model, CONFIG.num_layers, CONFIG.vocab_size
+
+    def predicted(new_tokens, keys):  # per sequence: 12 d^2 weights a layer, QK^T and AV, output
+        return batch * (2 * new_tokens * layers * 12 * d * d + layers * 4 * new_tokens * keys * d
+                        + 2 * new_tokens * d * vocab)
+
+    ids = torch.randint(vocab, (batch, cached + new))
+    with torch.no_grad():
+        _, cache = model.step(ids[:, :cached])
+        with FlopCounterMode(display=False) as with_cache:
+            model.step(ids[:, cached:], cache)
+        with FlopCounterMode(display=False) as without:
+            model.step(ids)
+    assert with_cache.get_total_flops() == predicted(new, cached + new)
+    assert without.get_total_flops() == predicted(cached + new, cached + new)
+
+
 def test_a_later_token_does_not_change_earlier_logits():
     model = trained_looking_gpt(2)
     ids = torch.randint(CONFIG.vocab_size, (1, 8))
