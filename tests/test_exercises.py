@@ -38,7 +38,8 @@ def other_answers(exercise: str) -> dict[str, list[dict]]:
 
 
 WRONG = [(ex, q, i) for ex in EXERCISES for q, snippets in wrong_answers(ex).items() for i in range(len(snippets))]
-RIGHT = [(ex, q, i) for ex in EXERCISES for q, snippets in other_answers(ex).items() for i in range(len(snippets))]
+RIGHT = [(ex, q, i) for ex in EXERCISES for q, snippets in other_answers(ex).items() if not q.startswith("_")
+         for i in range(len(snippets))]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,8 @@ def test_student_notebook_starts_with_the_setup_cell_for_its_exercise(exercise):
     nb = nbformat.read(ROOT / "exercises" / f"{exercise}.ipynb", as_version=4)
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert first_code.source == build_exercises.setup_cell(exercise).source
-    assert f"git+{build_exercises.repository_url()}@v" in first_code.source, "install line must come from _config.yml"
+    assert build_exercises.install_requirement() in first_code.source, "install line must come from _config.yml"
+    assert f"git+{build_exercises.repository_url()}@" in first_code.source
     assert f'notebook_grader("{exercise}")' in first_code.source
     assert "torch" not in re.findall(r'"-q", (.*)\]', first_code.source)[0], "never reinstall torch on Colab"
     assert nb.metadata["otter"]["assignment_name"] == exercise
@@ -169,6 +171,23 @@ def test_wrong_answer_is_rejected_by_its_question(exercise, question, index, ass
     test = run_question(env, assigned[exercise].all_tests, question)
     assert test.score < test.possible, f"{question} gave full marks to: {snippet['mistake']}"
     assert all(c.message for c in test.failed), "every failed test should say what is wrong"
+    bugs = [f"{c.name}: {c.message}" for c in test.cases if c.grader_error]
+    assert bugs == [], f"{question}: a check raised instead of saying what is wrong with the answer: {bugs}"
+    if snippet.get("refused"):  # a road around a refusal: the refusal itself must catch it, and say so
+        said = [c.message for c in test.failed]
+        assert any("(your code reached" in m or "switched off the grader's watch" in m for m in said), \
+            f"{question}: the refusal did not catch {snippet['mistake']}: {said}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_every_question_with_a_refusal_lists_three_roads_around_it(exercise, assigned):
+    """A default argument, a C-level or operator-registry call, a relative function: each refused."""
+    wrong = wrong_answers(exercise)
+    for path in sorted(assigned[exercise].all_tests.glob("*.py")):
+        if "refusing(" in path.read_text():
+            roads = [w for w in wrong.get(path.stem, []) if w.get("refused")]
+            assert len(roads) >= 3, f"{exercise} {path.stem}: list at least three roads around its refusal " \
+                                    f"(refused: true in {exercise}.wrong.yml), found {len(roads)}"
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
@@ -180,6 +199,27 @@ def test_every_auto_graded_question_lists_two_other_correct_answers(exercise):
             assert len(right.get(q.name, [])) >= 2, f"{exercise} {q.name}: list at least two other correct answers"
 
 
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_every_question_answered_with_a_tensor_lists_an_answer_in_another_dtype(exercise, assigned):
+    """float64 where float32 was given (or int32 for int64) is right: a listed answer says so."""
+    right = other_answers(exercise)
+    exempt = right.get("_no_other_dtype", {})  # question -> why no other dtype is right
+    for question in ANSWERED_WITH_TENSORS[exercise]:
+        dtypes = [r for r in right.get(question, []) if r.get("dtype")]
+        assert dtypes or exempt.get(question), \
+            f"{exercise} {question}: list a correct answer in another dtype (dtype: float64 in {exercise}.right.yml), " \
+            f"or say why none is right under _no_other_dtype"
+
+
+# Questions whose answer is (or holds) a tensor, read from what the reference solution returns.
+ANSWERED_WITH_TENSORS = {
+    "00_warmup": ("q1", "q2", "q3", "q5"), "01_neural_networks": ("q1", "q2", "q4"), "02_backprop": ("q4",),
+    "03_training": ("q1",), "04_lstm_baselines": ("q1", "q3"), "05_attention_math": ("q1", "q3", "q4", "q5"),
+    "06_transformer": ("q1", "q4"), "07_bert_finetuning": ("q1", "q2", "q4"), "08_gpt_generation": ("q1", "q2", "q4"),
+    "09_efficient": ("q2", "q3", "q4"), "10_compute_cost": ("q3",), "11_serving": ("q5", "q6"),
+}
+
+
 @pytest.mark.parametrize(("exercise", "question", "index"), RIGHT,
                          ids=[f"{ex}-{q}-{i}" for ex, q, i in RIGHT])
 def test_another_correct_answer_gets_full_marks(exercise, question, index, assigned):
@@ -189,6 +229,55 @@ def test_another_correct_answer_gets_full_marks(exercise, question, index, assig
     exec(compile(snippet["code"], f"<right {question}>", "exec"), env)
     test = run_question(env, assigned[exercise].all_tests, question)
     assert test.score == test.possible, f"{question} took points from: {snippet['idiom']}: {[c.message for c in test.failed]}"
+    assert not any(c.grader_error for c in test.cases)
+
+
+# Answers of the wrong kind, made from the reference answer of each auto-graded question: a check
+# must fail on them with an assertion about the answer, never with a TypeError of its own.
+WRONG_KINDS = {
+    "None": "def _wrong(value):\n    return None",
+    "a string": "def _wrong(value):\n    return 'an answer'",
+    "NumPy instead of torch": (
+        "def _wrong(value):\n"
+        "    if isinstance(value, torch.Tensor):\n"
+        "        return value.detach().cpu().float().numpy() if value.dtype == torch.bfloat16 else value.detach().cpu().numpy()\n"
+        "    if isinstance(value, (list, tuple)):\n"
+        "        return type(value)(_wrong(v) for v in value)\n"
+        "    return value"),
+}
+
+
+def _with_wrong_kind(env: dict, names: tuple[str, ...], kind: str) -> dict:
+    """``env`` with each answer in ``names`` (a value, or what a function returns) turned into ``kind``."""
+    import torch
+
+    env["torch"] = torch
+    exec(WRONG_KINDS[kind], env)
+    wrong = env["_wrong"]
+    for name in names:
+        value = env.get(name)
+        if isinstance(value, type) or name.startswith("_"):
+            continue  # a class the student writes is checked through its methods
+        if callable(value):
+            def replaced(*args, _f=value, **kwargs):
+                return wrong(_f(*args, **kwargs))
+            env[name] = replaced
+        else:
+            env[name] = wrong(value)
+    return env
+
+
+AUTO = [(ex, q.name, q.defines) for ex in EXERCISES
+        for q in grading.read_questions(ROOT / "exercises" / "source" / f"{ex}.ipynb") if not q.manual]
+
+
+@pytest.mark.parametrize(("exercise", "question", "names"), AUTO, ids=[f"{ex}-{q}" for ex, q, _ in AUTO])
+def test_an_answer_of_the_wrong_kind_fails_with_a_message_not_a_grader_error(exercise, question, names, assigned):
+    for kind in WRONG_KINDS:
+        env = _with_wrong_kind(solution_namespace(assigned[exercise]), names, kind)
+        test = run_question(env, assigned[exercise].all_tests, question)
+        bugs = [f"{c.name}: {c.message}" for c in test.cases if c.grader_error]
+        assert bugs == [], f"{question}, answer turned into {kind}: a check raised instead of failing: {bugs}"
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ and .testfiles (reading test files, points): fast, no kernel.
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -195,8 +196,90 @@ def test_refusing_also_catches_a_function_the_notebook_imported_by_name():
     with using(kernel), checks.refusing("torch.softmax", message="build it from exp"):
         with pytest.raises(AnswerError, match="build it from exp"):
             f(torch.ones(2))
-    assert namespace["sm"] is torch.softmax, "the notebook's own name is put back"
+    assert namespace["sm"] is torch.softmax, "the notebook's own name is left alone"
     assert torch.equal(f(torch.ones(2)), torch.full((2,), 0.5))
+
+
+# Roads to a library softmax a student could take (issue 28); each must be refused.
+SOFTMAX_ROADS = {
+    "default argument": "def f(z, dim=-1, _f=torch.softmax):\n    return _f(z, dim)",
+    "kept in a container": "LIB = {'sm': torch.nn.functional.softmax}\ndef f(z):\n    return LIB['sm'](z, dim=-1)",
+    "closure": "def make():\n    g = torch.nn.functional.softmax\n    return lambda z: g(z, dim=-1)\nf = make()",
+    "C-level function": "def f(z):\n    return torch._C._VariableFunctions.softmax(z, -1)",
+    "operator registry": "def f(z):\n    return torch.ops.aten._softmax(z, -1, False)",
+    "operator registry, overload": "def f(z):\n    return torch.ops.aten.softmax.int(z, -1)",
+    "relative: log_softmax then exp": "def f(z):\n    return torch.log_softmax(z, -1).exp()",
+    "a tensor method": "def f(z):\n    return z.softmax(-1)",
+    "a module": "def f(z):\n    return torch.nn.Softmax(dim=-1)(z)",
+    "scipy": "import scipy.special\ndef f(z):\n    return torch.from_numpy(scipy.special.softmax(z.numpy(), axis=-1))",
+    "caught and hidden": ("def f(z):\n    try:\n        p = torch.softmax(z, -1)\n    except Exception:\n        pass\n"
+                          "    e = (z - z.max()).exp()\n    return e / e.sum()"),
+    "the watch switched off": "import sys\ndef f(z):\n    sys.setprofile(None)\n    return torch.softmax(z, -1)",
+    "the dispatch modes switched off": ("from torch.utils._python_dispatch import _disable_current_modes\n"
+                                        "def f(z):\n    with _disable_current_modes():\n"
+                                        "        return torch.ops.aten._log_softmax(z, -1, False).exp()"),
+}
+
+
+@pytest.mark.parametrize("road", sorted(SOFTMAX_ROADS))
+def test_refusing_judges_by_what_runs_however_the_library_softmax_is_reached(road):
+    namespace = {"torch": torch}
+    exec(SOFTMAX_ROADS[road], namespace)
+    kernel = LocalKernel(namespace)
+    f = kernel.lookup("f")
+    with using(kernel), checks.refusing(checks.SOFTMAX, message="no library softmax or log-softmax"):
+        with pytest.raises(AnswerError, match="no library softmax or log-softmax .your code (reached|switched off)"):
+            f(torch.tensor([[1.0, 2.0], [3.0, 5.0]]))
+    assert torch.allclose(f(torch.tensor([0.0, 0.0])), torch.full((2,), 0.5)), "outside the block it runs"
+
+
+def test_refusing_lets_the_allowed_operations_through_and_says_what_was_reached():
+    namespace = {"torch": torch}
+    exec("def f(z):\n    e = torch.exp(z - z.amax(-1, keepdim=True))\n    return e / e.sum(-1, keepdim=True)\n"
+         "def g(z):\n    return torch.special.log_softmax(z, -1)", namespace)
+    kernel = LocalKernel(namespace)
+    with using(kernel), checks.refusing(checks.SOFTMAX, checks.LOGSUMEXP, message="no library softmax"):
+        p = kernel.lookup("f")(torch.tensor([1.0, 2.0]))
+        with pytest.raises(AnswerError, match=r"reached (torch\.special\.log_softmax|aten\._log_softmax)"):
+            kernel.lookup("g")(torch.tensor([1.0, 2.0]))
+    assert torch.allclose(p, torch.softmax(torch.tensor([1.0, 2.0]), -1))
+    assert sys.getprofile() is None, "the profiling hook is removed after the block"
+
+
+def test_refusing_catches_a_python_helper_under_any_name():
+    import course_utils.compute as cc
+
+    namespace = {}
+    exec("from course_utils.compute import training_flops as tf\ndef f(n, t, h=tf):\n    return h(n, t)", namespace)
+    kernel = LocalKernel(namespace)
+    with using(kernel), checks.refusing("course_utils.compute.training_flops", message="count them yourself"):
+        with pytest.raises(AnswerError, match="count them yourself .your code reached course_utils.compute"):
+            kernel.lookup("f")(1e6, 1e6)
+    assert cc.training_flops(1e6, 1e6) == 6e12
+
+
+@pytest.mark.parametrize(("got", "expected", "says"), [
+    (np.ones((3, 5)), torch.ones(3, 5), "expected a tensor of shape (3, 5), got an ndarray of shape (3, 5)"),
+    (torch.ones(5, 3), torch.ones(3, 5), "expected a tensor of shape (3, 5), got shape (5, 3)"),
+    (torch.tensor([[1.0, 1.0, 1.5]]), torch.tensor([[1.0, 1.0, 2.0]]), "values differ at [0, 2]: got 1.5, expected 2.0"),
+    (None, torch.ones(2), "expected a tensor of shape (2,), got None"),
+    (torch.tensor([1.0, 2.0]), torch.tensor([1, 2]), "expected integers, got dtype float64"),
+    ("2.0", 2.0, "expected a real number"),
+])
+def test_the_comparison_says_what_differs_instead_of_a_library_error(got, expected, says):
+    compare = checks.expect_equal if expected.__class__ is torch.Tensor and not expected.is_floating_point() \
+        else checks.expect_close
+    with pytest.raises(AssertionError) as error:
+        compare(got, expected, "wrong Z")
+    assert str(error.value).startswith("wrong Z: ") and says in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("got", [torch.ones(3, 5, dtype=torch.float64), torch.ones(3, 5, dtype=torch.bfloat16),
+                                 torch.ones(3, 5, dtype=torch.float16)])
+def test_the_comparison_accepts_any_real_dtype_that_holds_the_answer(got):
+    checks.expect_close(got, torch.ones(3, 5), atol=1e-6)
+    with pytest.raises(AssertionError, match="values differ"):
+        checks.expect_close(got, torch.full((3, 5), 1.01), atol=1e-6)
 
 
 def test_the_grading_agent_puts_back_library_attributes_a_submission_rebound():

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import ast
 import builtins
-import importlib
+import contextlib
 import json
 import pickle
 import traceback
 
+from . import refusal
 from .plain import NotPlain, capture_tensor_methods, to_plain
 
 _CURRENT: list = []  # the agent that unpickled references resolve against (set during a request)
@@ -61,16 +62,22 @@ class Agent:
             op = request.get("op")
             if op == "lookup":
                 return self._lookup(request["name"])
-            with _refusing(request.get("refuse", ()), request.get("refuse_message", ""), self.namespace):
-                if op == "call":
-                    what = f"the result of {request['name']}(...)"
-                    target = self.namespace[request["name"]]
-                    result = target(*request.get("args", ()), **request.get("kwargs", {}))
-                elif op == "evaluate":
-                    what = "the checked expression"
-                    result = _run(request["source"], dict(request.get("names", {})))
-                else:
-                    return {"status": "error", "message": f"unknown request {op!r}"}
+            if op not in ("call", "evaluate"):
+                return {"status": "error", "message": f"unknown request {op!r}"}
+            refused = tuple(request.get("refuse", ()))
+            watch = refusal.watching(refused) if refused else contextlib.nullcontext()
+            try:
+                with watch:
+                    if op == "call":
+                        what = f"the result of {request['name']}(...)"
+                        target = self.namespace[request["name"]]
+                        result = target(*request.get("args", ()), **request.get("kwargs", {}))
+                    else:
+                        what = "the checked expression"
+                        result = _run(request["source"], dict(request.get("names", {})))
+            finally:
+                if refused:  # judged by what ran, even if the code then raised or caught an error
+                    _raise_if_refused(watch, str(request.get("refuse_message", "")))
             return {"status": "ok", "value": to_plain(result, what)}
         except NotPlain as error:
             return {"status": "rejected", "message": str(error)}
@@ -120,61 +127,14 @@ def _run(source: str, names: dict):
     return eval(compile(ast.Expression(last.value), "<check>", "eval"), env)
 
 
-class _refusing:
-    """Replace library functions named ``"module.attr"`` or ``"module.Class.attr"`` for a while.
-
-    A notebook that imported one by name (``from torch import softmax``) holds its own reference:
-    every name in ``namespace`` (the notebook's globals) bound to the same object is replaced too.
-    """
-
-    def __init__(self, dotted: tuple[str, ...], message: str, namespace: dict | None = None):
-        self.dotted, self.message, self.namespace = tuple(dotted), message, namespace
-        self.saved, self.saved_names = [], []
-
-    def __enter__(self):
-        message = self.message
-
-        def refuse(*args, **kwargs):
-            raise Refused(message)
-
-        for path in self.dotted:
-            owner, name = _owner(path)
-            old = owner.__dict__.get(name, _ABSENT)
-            self.saved.append((owner, name, old))
-            setattr(owner, name, refuse)
-            if self.namespace is not None and old is not _ABSENT:
-                for key, value in list(self.namespace.items()):
-                    if value is old:
-                        self.saved_names.append((key, value))
-                        self.namespace[key] = refuse
-        return self
-
-    def __exit__(self, *exc):
-        for key, value in reversed(self.saved_names):
-            self.namespace[key] = value
-        for owner, name, old in reversed(self.saved):
-            if old is _ABSENT:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, old)
-        return False
-
-
 _ABSENT = object()
 
 
-def _owner(path: str):
-    """``"torch.nn.functional.softmax"`` -> (the module torch.nn.functional, "softmax")."""
-    parts = path.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:-1]:
-            owner = getattr(owner, attr)
-        return owner, parts[-1]
-    raise ValueError(f"cannot refuse {path!r}: no module found")
+def _raise_if_refused(watch, message: str) -> None:
+    if watch.switched_off:
+        raise Refused(f"{message} (your code switched off the grader's watch: it called {watch.switched_off})")
+    if watch.reached:
+        raise Refused(f"{message} (your code reached {watch.reached})")
 
 
 def _describe(error: BaseException) -> str:
@@ -211,7 +171,8 @@ def _guarded_owners() -> list:
 
     owners = [builtins, operator, math, numpy, numpy.testing, numpy.linalg, torch, torch.Tensor, torch._C.TensorBase,
               torch.nn.functional, torch.nn.init, torch.linalg, torch.special, torch.testing,
-              torch.autograd, torch.optim, torch.utils.data, plain, sys.modules[__name__]]
+              torch.autograd, torch.optim, torch.utils.data, plain, sys.modules[__name__],
+              refusal, refusal._Watch, refusal.watching]
     owners += [c for c in vars(torch.nn).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)]
     owners += [c for c in vars(torch.optim).values() if isinstance(c, type)]
     return owners

@@ -7,8 +7,13 @@ whose calls run in the student's process and return plain values. For anything e
 * :func:`evaluate` runs a short piece of code where the student's code runs (to call a method,
   run ``backward()``, pass a lambda, or see how an argument was changed) and returns the value
   of its last line, as plain values;
-* :func:`refusing` makes library functions raise while the student's code runs inside it
-  ("built from exp and sum, not by calling softmax");
+* :func:`refusing` refuses the answer if the student's code, run inside it, reaches a library
+  computation (``with refusing(SOFTMAX, message="no library softmax or log-softmax")``): judged
+  by the functions and operators that run, however they were reached
+  (:mod:`course_utils.grading.refusal`);
+* :func:`expect_close` / :func:`expect_equal` compare an answer with the expected value and say
+  what differs ("expected a tensor of shape (3, 5), got an ndarray"; "values differ at [0, 2]:
+  got 1.5, expected 2.0"), accepting any real dtype that holds the answer to the tolerance;
 * :func:`number` accepts any real number type (Python, NumPy scalar, 0-d tensor) as a float.
 
 Every comparison stays in the test function, in the checking process.
@@ -26,10 +31,13 @@ from __future__ import annotations
 
 import contextlib
 
+from .compare import expect_close, expect_equal
 from .kernels import CURRENT, REFUSING, AnswerError, Remote
 from .plain import number
+from .refusal import ATTENTION, BCE, BCE_WITH_LOGITS, LOGSUMEXP, ROC_AUC, SOFTMAX, flatten
 
-__all__ = ["evaluate", "refusing", "number", "AnswerError", "Remote"]
+__all__ = ["evaluate", "refusing", "number", "expect_close", "expect_equal", "AnswerError", "Remote",
+           "SOFTMAX", "LOGSUMEXP", "BCE", "BCE_WITH_LOGITS", "ROC_AUC", "ATTENTION"]
 
 
 def evaluate(source: str, **names):
@@ -50,13 +58,18 @@ def evaluate(source: str, **names):
 
 
 @contextlib.contextmanager
-def refusing(*functions: str, message: str):
-    """Inside this block, the student's code raises ``message`` if it calls any of ``functions``.
+def refusing(*functions, message: str):
+    """Inside this block, an answer whose computation reaches any of ``functions`` is refused.
 
-    Each is a dotted path such as ``"torch.softmax"``, ``"torch.nn.functional.softmax"`` or
-    ``"torch.Tensor.softmax"``; the test fails with ``message``.
+    Each is a refused set of :mod:`course_utils.grading.refusal` (``SOFTMAX``, ``ROC_AUC``, ...)
+    or a dotted path: a function (``"course_utils.compute.estimate"``), a class, a method
+    (``"torch.Tensor.softmax"``) or an operator (``"aten._softmax"``). The student's code is
+    watched by what it runs, not by the names it uses; the test fails with ``message``, which
+    should say what is forbidden in the student's words ("no library softmax or log-softmax").
     """
-    token = REFUSING.set((tuple(functions), message))
+    if not message:
+        raise ValueError("refusing needs message=: say what is forbidden, e.g. 'no library softmax'")
+    token = REFUSING.set((flatten(functions), message))
     try:
         yield
     finally:

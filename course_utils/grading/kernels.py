@@ -35,7 +35,13 @@ class KernelLost(RuntimeError):
 
 
 class Kernel:
-    """Common protocol; subclasses implement :meth:`request` (a dict in, a dict out)."""
+    """Common protocol; subclasses implement :meth:`request` (a dict in, a dict out).
+
+    ``answers`` lists, per test case, what the student's code gave (``("softmax(...)", value)``),
+    so a check that trips over an answer of the wrong kind can say so (see ``testfiles``).
+    """
+
+    answers: list
 
     def request(self, request: dict) -> dict:
         raise NotImplementedError
@@ -53,6 +59,13 @@ class Kernel:
             return Remote(self, name, str(reply.get("type", "object")), str(reply.get("message", "")))
         return self._value(reply, name)
 
+    def _value(self, reply: dict, what: str):
+        value = self._plain(reply, what)
+        if not hasattr(self, "answers"):
+            self.answers = []
+        self.answers.append((what, value))
+        return value
+
     def call(self, name: str, args: tuple, kwargs: dict):
         refuse, message = REFUSING.get()
         reply = self.request({"op": "call", "name": name, "args": args, "kwargs": kwargs,
@@ -66,7 +79,7 @@ class Kernel:
         return self._value(reply, "the checked code")
 
     @staticmethod
-    def _value(reply: dict, what: str):
+    def _plain(reply: dict, what: str):
         status = reply.get("status")
         if status == "ok":
             try:

@@ -52,6 +52,7 @@ class CaseResult:
     points: float
     passed: bool
     message: str = ""
+    grader_error: bool = False  # the check itself raised (not an assertion about the answer): a bug
 
 
 @dataclass
@@ -121,7 +122,8 @@ def run_test_file(test: TestFile, kernel: Kernel, *, hidden: bool = True) -> Fil
         for case in test.cases:
             if case.hidden and not hidden:
                 continue
-            passed, message = True, ""
+            passed, message, grader_error = True, "", False
+            kernel.answers = []
             try:
                 args = {p: kernel.lookup(p) for p in inspect.signature(case.func).parameters}
                 case.func(**args)
@@ -131,11 +133,53 @@ def run_test_file(test: TestFile, kernel: Kernel, *, hidden: bool = True) -> Fil
                 passed, message = False, str(error)
             except AssertionError as error:
                 passed, message = False, str(error) or _failed_line(error)
-            except Exception as error:  # the answer made a check fail in an unplanned way
-                passed, message = False, f"{type(error).__name__}: {_one_line(str(error))}"
+            except Exception as error:  # the check raised: an answer of the wrong kind, or a grader bug
+                passed = False
+                message = _wrong_kind(error, kernel.answers)
+                grader_error = message is None
+                message = message or f"{type(error).__name__}: {_one_line(str(error))}"
             result.cases.append(CaseResult(case.name, case.hidden, case.points, passed,
-                                           (case.failure_message or message) if not passed else ""))
+                                           (case.failure_message or message) if not passed else "", grader_error))
     return result
+
+
+def _kind_names(value, depth: int = 0) -> set[str]:
+    """The names an error message may use for the type of ``value`` or of the items it holds."""
+    names = {"NoneType"} if value is None else {type(value).__name__}
+    if isinstance(value, str):
+        names.add("string")
+    if isinstance(value, (list, tuple)) and depth < 2:
+        for item in value[:64]:
+            names |= _kind_names(item, depth + 1)
+    return names
+
+
+def _describe_value(value) -> str:
+    if value is None:
+        return "None"
+    shape = getattr(value, "shape", None)
+    name = {"Tensor": "a tensor", "ndarray": "an ndarray"}.get(type(value).__name__, f"a {type(value).__name__}")
+    return f"{name} of shape {tuple(shape)}" if shape is not None else name
+
+
+def _wrong_kind(error: Exception, answers: list) -> str | None:
+    """A message about the answer when ``error`` comes from using an answer of the wrong kind.
+
+    The check raised (not asserted) while using what the student's code gave: if the error names
+    the type of one of those answers (``"must be Tensor, not NoneType"``, ``"'str' object has no
+    attribute"``, ``"cannot unpack non-iterable NoneType object"``), the answer is at fault and the
+    message says which one. Otherwise None: the check itself is wrong (a grader bug).
+    """
+    if not isinstance(error, (TypeError, AttributeError, ValueError, IndexError, KeyError, RuntimeError)):
+        return None
+    text = str(error)
+    for what, value in reversed(answers):
+        names = _kind_names(value)
+        if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names) or \
+                (isinstance(value, (list, tuple, str)) or type(value).__name__ == "ndarray") and "unpack" in text:
+            return (f"{what} gave {_describe_value(value)}, which this check cannot use "
+                    f"({type(error).__name__}: {_one_line(text)[:160]})")
+    return None
 
 
 def _failed_line(error: BaseException) -> str:

@@ -9,6 +9,7 @@ points = 3
 def test_shapes_and_values(mlp_backward):
     import torch
     import torch.nn.functional as F
+    from course_utils.grading.checks import expect_close
 
     def reference_loss(p, X, y):
         A1 = torch.tanh(p['W1'] @ X + p['b1'][:, None])
@@ -23,5 +24,5 @@ def test_shapes_and_values(mlp_backward):
     for k in ('W1', 'b1', 'W2', 'b2'):
         assert k in grads, f'the result has no entry {k!r}'
         assert tuple(grads[k].shape) == tuple(params[k].shape), f'd{k} should have the shape of {k}, {tuple(params[k].shape)}, not {tuple(grads[k].shape)}'
-        assert torch.allclose(grads[k], leaves[k].grad, atol=1e-10), f'd{k} differs from autograd'
+        expect_close(grads[k], leaves[k].grad, f'd{k} differs from autograd', atol=1e-10)
 

@@ -8,7 +8,7 @@ points = 2
 @test_case(points=None, hidden=False)
 def test_runs_and_matches_the_reference(train_logistic):
     import torch
-    from course_utils.grading.checks import number
+    from course_utils.grading.checks import expect_close, number
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 2, generator=g)
     y = (x[:, 0] - x[:, 1] > 0).float()
@@ -21,6 +21,6 @@ def test_runs_and_matches_the_reference(train_logistic):
         ref_loss = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
         ref_loss.backward()
         opt.step()
-    assert torch.allclose(w, w_ref.detach(), atol=1e-05), f'weights {w.tolist()} differ from the reference {w_ref.tolist()}: are the gradients cleared every step?'
+    expect_close(w, w_ref.detach(), f'weights {w.tolist()} differ from the reference {w_ref.tolist()}: are the gradients cleared every step?', atol=1e-05)
     assert abs(number(loss, 'the final loss') - ref_loss.item()) < 1e-05, 'the final loss differs from the reference'
 

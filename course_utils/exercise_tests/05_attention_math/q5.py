@@ -9,7 +9,8 @@ points = 2
 def test_matches_sdpa_causal(causal_attention):
     import torch
     import torch.nn.functional as F
+    from course_utils.grading.checks import expect_close
     g = torch.Generator().manual_seed(4)
     q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
-    assert torch.allclose(causal_attention(q, k, v), F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-05), 'causal_attention differs from F.scaled_dot_product_attention(..., is_causal=True)'
+    expect_close(causal_attention(q, k, v), F.scaled_dot_product_attention(q, k, v, is_causal=True), 'causal_attention differs from F.scaled_dot_product_attention(..., is_causal=True)', atol=1e-05)
 

@@ -9,7 +9,7 @@ points = 3
 def test_post_ln_matches_torch(post_ln_block):
     import torch
     from torch import nn
-    from course_utils.grading.checks import evaluate
+    from course_utils.grading.checks import evaluate, expect_close
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, norm_first=False).eval()
     x = torch.randn(2, 5, 16)
@@ -17,13 +17,13 @@ def test_post_ln_matches_torch(post_ln_block):
     with torch.no_grad():
         theirs = layer(x)
     assert isinstance(ours, torch.Tensor) and ours.shape == x.shape, 'the block should return a tensor shaped like x'
-    assert torch.allclose(ours, theirs, atol=1e-05), 'post_ln_block differs from nn.TransformerEncoderLayer(norm_first=False)'
+    expect_close(ours, theirs, 'post_ln_block differs from nn.TransformerEncoderLayer(norm_first=False)', atol=1e-05)
 
 @test_case(points=None, hidden=False)
 def test_pre_ln_matches_torch(pre_ln_block):
     import torch
     from torch import nn
-    from course_utils.grading.checks import evaluate
+    from course_utils.grading.checks import evaluate, expect_close
     torch.manual_seed(1)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, norm_first=True).eval()
     x = torch.randn(2, 5, 16)
@@ -31,5 +31,5 @@ def test_pre_ln_matches_torch(pre_ln_block):
     with torch.no_grad():
         theirs = layer(x)
     assert isinstance(ours, torch.Tensor) and ours.shape == x.shape, 'the block should return a tensor shaped like x'
-    assert torch.allclose(ours, theirs, atol=1e-05), 'pre_ln_block differs from nn.TransformerEncoderLayer(norm_first=True)'
+    expect_close(ours, theirs, 'pre_ln_block differs from nn.TransformerEncoderLayer(norm_first=True)', atol=1e-05)
 

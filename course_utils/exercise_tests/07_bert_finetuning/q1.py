@@ -8,6 +8,7 @@ points = 2
 @test_case(points=None, hidden=False)
 def test_labels_and_special_positions(bert_mask):
     import torch
+    from course_utils.grading.checks import expect_equal
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 1000, (64, 32), generator=g)
     special = torch.zeros_like(ids, dtype=torch.bool)
@@ -16,8 +17,8 @@ def test_labels_and_special_positions(bert_mask):
     assert inputs.shape == ids.shape and labels.shape == ids.shape, 'inputs and labels should both be (batch, seq)'
     selected = labels != -100
     assert not selected[special].any(), 'special positions ([CLS], [SEP], padding) must never be selected'
-    assert torch.equal(labels[selected], ids[selected]), 'labels should hold the original id at selected positions'
-    assert torch.equal(inputs[~selected], ids[~selected]), 'positions that were not selected must keep their id'
+    expect_equal(labels[selected], ids[selected], 'labels should hold the original id at selected positions')
+    expect_equal(inputs[~selected], ids[~selected], 'positions that were not selected must keep their id')
 
 @test_case(points=None, hidden=False)
 def test_proportions(bert_mask):

@@ -9,11 +9,12 @@ points = 3
 def test_prompt_then_one_token_at_a_time(attend_with_cache):
     import torch
     import torch.nn.functional as F
+    from course_utils.grading.checks import expect_close
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 3, 8, 4, generator=g) for _ in range(3))
     whole = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     out, cache = attend_with_cache(q[:, :, :5], k[:, :, :5], v[:, :, :5])
-    assert torch.allclose(out, whole[:, :, :5], atol=1e-05), 'the first call, on a 5-token prompt with no cache, differs from causal attention: each prompt token sees itself and earlier ones'
+    expect_close(out, whole[:, :, :5], 'the first call, on a 5-token prompt with no cache, differs from causal attention: each prompt token sees itself and earlier ones', atol=1e-05)
     for t in range(5, 8):
         step = slice(t, t + 1)
         out, cache = attend_with_cache(q[:, :, step], k[:, :, step], v[:, :, step], cache)

@@ -9,6 +9,7 @@ points = 2
 def test_scores_on_a_tiny_model(token_scores):
     import torch
     from torch import nn
+    from course_utils.grading.checks import expect_close
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Flatten(0), nn.Linear(5 * 8, 3))
     emb = torch.randn(5, 4)
@@ -21,6 +22,6 @@ def test_scores_on_a_tiny_model(token_scores):
     logits[logits.argmax()].backward()
     expected_saliency = e.grad.norm(dim=-1).double()
     expected_gxi = (e.grad * emb).sum(-1).double()
-    assert torch.allclose(saliency, expected_saliency, atol=1e-05), f"saliency {[round(v, 4) for v in saliency.tolist()]} differs from the norm of the gradient of the predicted logit over each token's embedding"
-    assert torch.allclose(gxi, expected_gxi, atol=1e-05), f"grad_x_input {[round(v, 4) for v in gxi.tolist()]} differs from the gradient times the embedding, summed over the embedding's width"
+    expect_close(saliency, expected_saliency, f"saliency {[round(v, 4) for v in saliency.tolist()]} differs from the norm of the gradient of the predicted logit over each token's embedding", atol=1e-05)
+    expect_close(gxi, expected_gxi, f"grad_x_input {[round(v, 4) for v in gxi.tolist()]} differs from the gradient times the embedding, summed over the embedding's width", atol=1e-05)
 
