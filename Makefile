@@ -100,6 +100,16 @@ bench: $(STAMP)
 	$(PY) benchmarks/fit_overhead.py --record $(BENCH_ARGS_FIT)
 	$(PY) benchmarks/bert_finetune.py --record $(BENCH_ARGS_BERT)
 
+# fit killed again and again (SIGKILL, SIGTERM, SIGINT at seeded random moments: mid forward pass, right
+# after optimizer.step, inside a checkpoint write, between steps), an MLP and a tiny BERT, dropout,
+# accumulation and the out-of-memory back-off on; every finished run must equal the uninterrupted one
+# (weights torch.equal, history step for step). Not part of `make test` (CI runs a 3-kill series).
+# ~10-20 min on 2 cores. Other seeds or sizes: make fault-series FAULT_ARGS="--kills 300 --seed 7"
+FAULT_ARGS ?= --kills 120 --seed 0
+.PHONY: fault-series
+fault-series: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tests/fault_run.py series $(FAULT_ARGS)
+
 # The install a reader gets, without the lock file: course-utils from this checkout in fresh
 # environments (_build/compat-<end>), at the newest releases pyproject.toml's ranges allow, at their
 # lower bounds, and in Colab's published runtime (requirements/colab/; the setup cell's own pip line

@@ -598,11 +598,11 @@ def _check_checkpoint_folder(folder: Path, ranks) -> None:
             probe = checkpoint.check_writable(folder, keep_probe=True)
         except checkpoint.CheckpointWriteError as failed:
             error = failed
-    written = ranks.gather(None if error is not None else str(probe))[0]
+    written = ranks.gather(probe.name if probe is not None else None)[0]  # rank 0's answer
     if written is None:
         raise error or checkpoint.CheckpointWriteError(
             f"rank 0 cannot write checkpoint_dir {checkpoint.display_path(folder)}: see its error")
-    seen = ranks.gather((Path(written).exists(), _host()))
+    seen = ranks.gather(((folder / written).exists(), _host()))  # in this process's checkpoint_dir
     if probe is not None:
         probe.unlink(missing_ok=True)
     blind = [f"rank {r} on {host}" for r, (ok, host) in enumerate(seen) if not ok]

@@ -17,6 +17,8 @@ from torch.utils.data import TensorDataset
 from course_utils import fit
 
 SCRIPT = textwrap.dedent('''
+    import os
+    import signal
     import sys
     import torch
     from torch import nn
@@ -24,6 +26,8 @@ SCRIPT = textwrap.dedent('''
     import course_utils
 
     out, ckpt, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    terminate_at = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    ckpt = ckpt.replace("RANK", os.environ["RANK"])  # a folder per process: storage not shared
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(49, 5, generator=gen)
     data = TensorDataset(x, (x[:, 0] + x[:, 1] > 0).long())
@@ -33,10 +37,13 @@ SCRIPT = textwrap.dedent('''
     def crash(step, loss):
         if step == crash_at:
             raise RuntimeError("a process died")
+        if step == terminate_at and os.environ["RANK"] == "0":
+            os.kill(os.getppid(), signal.SIGTERM)  # the scheduler stops torchrun, which stops us
 
     history = course_utils.fit(model, data, epochs=3, batch_size=4, accumulation=2, lr=1e-2, seed=3,
                                schedule="linear", warmup=2, clip_norm=1.0, checkpoint_dir=ckpt or None, amp=False,
-                               checkpoint_every=5, on_step=crash if crash_at else None, progress=False)
+                               checkpoint_every=None if terminate_at else 5,
+                               on_step=crash if crash_at or terminate_at else None, progress=False)
     import torch.distributed as dist
     if dist.get_rank() == 0:
         torch.save({"state": model.state_dict(), "steps": history.steps, "examples": history.examples_seen,
@@ -55,12 +62,12 @@ def single_process_run():
     return model.state_dict(), history
 
 
-def torchrun(tmp_path, out, ckpt="", crash_at=0):
+def torchrun(tmp_path, out, ckpt="", crash_at=0, terminate_at=0):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script), str(out), str(ckpt), str(crash_at)],
+                           str(script), str(out), str(ckpt), str(crash_at), str(terminate_at)],
                           capture_output=True, text=True, env=env, timeout=240)
 
 
@@ -91,3 +98,32 @@ def test_fit_under_torchrun_resumes_after_a_crash_to_the_same_weights(tmp_path):
     single, _ = single_process_run()
     diff = max((result["state"][k] - single[k]).abs().max().item() for k in single)
     assert diff <= 1e-6, f"weights differ by {diff:.2e}"
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_saves_at_a_step_all_processes_agree_on_and_resumes_exactly(tmp_path):
+    # torchrun passes a scheduler's SIGTERM on to every process. They may get it at different
+    # moments; each one's request rides in the step's all-reduce and is read every log_every = 10
+    # steps, so both stop after step 10 (sent during step 8), rank 0 writes, and both exit.
+    ckpt = tmp_path / "ckpt"
+    stopped = torchrun(tmp_path, tmp_path / "x.pt", ckpt, terminate_at=8)
+    assert stopped.returncode != 0, "torchrun was terminated and should say so"
+    assert "Stopped by SIGTERM at step 10; checkpoint saved" in stopped.stdout + stopped.stderr, stopped.stderr[-3000:]
+    resumed = torchrun(tmp_path, tmp_path / "resumed.pt", ckpt)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = torch.load(tmp_path / "resumed.pt")
+    assert result["resumed"] == 10  # not 7, the end of epoch 1: the work up to the signal is kept
+    single, history = single_process_run()
+    diff = max((result["state"][k] - single[k]).abs().max().item() for k in single)
+    assert diff <= 1e-6, f"weights differ by {diff:.2e}"
+    assert result["loss"] == pytest.approx(history.loss, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_folder_the_processes_do_not_share_is_refused_before_training(tmp_path):
+    # Two machines without shared storage: each process sees its own folder. Only rank 0 writes, so
+    # after a restart rank 1 would start over while rank 0 resumes. Refused at the start, by name.
+    refused = torchrun(tmp_path, tmp_path / "x.pt", tmp_path / "node-RANK")
+    assert refused.returncode != 0
+    assert "is not shared by all processes: rank 1" in refused.stderr, refused.stderr[-3000:]
+    assert not (tmp_path / "x.pt").exists()
