@@ -323,3 +323,19 @@ def test_self_check_in_the_student_notebook_reports_pass_and_fail(tmp_path):
     assert "softmax should return a tensor, not NoneType" in outputs["q2"]
     assert "All test cases passed" in outputs["q3"]
     assert all(o.get("output_type") != "error" for c in solved.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_set_9_model_answer_quotes_the_adapter_chapter_9_measured():
+    """Exercise 9 Q6's model answer relies on chapter 9's stored cpu run: the trainable-parameter table
+    (LoRA's trained numbers) and the saved adapter's size. A re-run that changes them fails here."""
+    chapter = nbformat.read(ROOT / "chapters" / "09_efficient.ipynb", as_version=4)
+    printed = "\n".join(o.get("text", "") for c in chapter.cells if c.cell_type == "code"
+                        for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    trained = re.search(r"^LoRA\s+([\d,]+)\s", printed, flags=re.M)
+    adapter = re.search(r"LoRA adapter with head ([\d.]+) MB", printed)
+    full = re.search(r"full model checkpoint ([\d.]+) MB", printed)
+    assert trained and adapter and full, "chapter 9's stored outputs no longer print the adapter's size and count"
+    source = nbformat.read(ROOT / "exercises" / "source" / "09_efficient.ipynb", as_version=4)
+    answer = next(c.source for c in source.cells if c.cell_type == "markdown" and c.source.startswith("(a) With LoRA"))
+    for figure in (f"{trained.group(1)} trained numbers", f"{adapter.group(1)} MB", f"{full.group(1)} MB"):
+        assert figure in answer, f"exercise 9 Q6's model answer should quote chapter 9's {figure}"
