@@ -115,6 +115,7 @@ def replaced_in_memory() -> list[str]:
 
     found = []
     owners = packages_distributions()
+    started = _process_start_time()
     for name, module in list(sys.modules.items()):
         # The module's own attribute only: a module-level __getattr__ may warn or import.
         loaded = getattr(module, "__dict__", {}).get("__version__")
@@ -122,11 +123,27 @@ def replaced_in_memory() -> list[str]:
             continue
         for dist in owners.get(name, [])[:1]:
             try:
-                if Version(version(dist)) != Version(loaded):
-                    found.append(f"{dist} {loaded} -> {version(dist)}")
+                on_disk = version(dist)
+                differs = Version(on_disk) != Version(loaded)
             except (PackageNotFoundError, InvalidVersion):
-                pass
+                continue
+            # A module whose __version__ is written differently from its package's (opencv: 4.12.0
+            # against 4.12.0.88) was not replaced: its file is older than this process.
+            path = getattr(module, "__file__", None)
+            rewritten = started is None or not path or not os.path.exists(path) or os.path.getmtime(path) > started
+            if differs and rewritten:
+                found.append(f"{dist} {loaded} -> {on_disk}")
     return sorted(found)
+
+
+def _process_start_time() -> float | None:
+    """When this Python process started (seconds since the epoch), or None where it cannot be told."""
+    try:
+        import psutil  # a dependency of peft, so installed wherever course_utils is
+
+        return psutil.Process().create_time()
+    except Exception:  # any failure: compare versions only
+        return None
 
 
 def check_version(written_for: str | None) -> bool:

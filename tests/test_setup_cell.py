@@ -67,3 +67,20 @@ def test_setup_asks_for_a_restart_when_pip_replaced_an_imported_package(monkeypa
     course_utils.setup("smoke", quiet=True)
     out = capsys.readouterr().out
     assert "ipywidgets 7.0.0 ->" in out and "restart the runtime" in out
+
+
+def test_a_version_written_differently_but_not_replaced_is_not_flagged(monkeypatch, tmp_path):
+    """opencv's module says 4.12.0 where its package says 4.12.0.88: files older than this process
+    were not replaced by pip, so no restart is asked for; a file rewritten since is."""
+    import os
+    from importlib.metadata import version
+
+    module_file = tmp_path / "__init__.py"
+    module_file.write_text("")
+    os.utime(module_file, (0, 0))  # written long before this process started
+    old = types.ModuleType("ipywidgets")
+    old.__version__, old.__file__ = "7.0.0", str(module_file)
+    monkeypatch.setitem(sys.modules, "ipywidgets", old)
+    assert course_utils.replaced_in_memory() == []
+    module_file.write_text("# rewritten by pip\n")  # now newer than the process
+    assert course_utils.replaced_in_memory() == [f"ipywidgets 7.0.0 -> {version('ipywidgets')}"]
