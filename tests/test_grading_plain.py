@@ -258,6 +258,19 @@ def test_refusing_catches_a_python_helper_under_any_name():
     assert cc.training_flops(1e6, 1e6) == 6e12
 
 
+def test_refusing_catches_a_library_first_imported_inside_the_students_function(tmp_path, monkeypatch):
+    (tmp_path / "slowlib_for_refusal_test.py").write_text("def softmax(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "slowlib_for_refusal_test" not in sys.modules  # matched by name: the check imports nothing
+    namespace = {}
+    exec("def f(z):\n    import slowlib_for_refusal_test as lib\n    return lib.softmax(z)", namespace)
+    kernel = LocalKernel(namespace)
+    with using(kernel), checks.refusing("slowlib_for_refusal_test.softmax", message="no library softmax"):
+        with pytest.raises(AnswerError, match="reached slowlib_for_refusal_test.softmax"):
+            kernel.lookup("f")(torch.ones(2))
+    sys.modules.pop("slowlib_for_refusal_test", None)
+
+
 @pytest.mark.parametrize(("got", "expected", "says"), [
     (np.ones((3, 5)), torch.ones(3, 5), "expected a tensor of shape (3, 5), got an ndarray of shape (3, 5)"),
     (torch.ones(5, 3), torch.ones(3, 5), "expected a tensor of shape (3, 5), got shape (5, 3)"),

@@ -29,6 +29,7 @@ a NumPy one); a check may pass its own paths as well.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 import threading
@@ -95,12 +96,23 @@ def flatten(items) -> tuple[str, ...]:
 
 
 def _resolve(path: str):
-    """The object a dotted path names, or None where its library is not installed or lacks it."""
+    """The object a dotted path names, found among the modules already imported; None if not there.
+
+    Nothing is imported: a library the student's code has not imported yet (scikit-learn takes
+    seconds) is matched by name instead (see :class:`_Watch`). A module of an imported package
+    (``course_utils.compute``) is imported, as it is cheap and its functions are refused by object.
+    """
     parts = path.split(".")
     for cut in range(len(parts), 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+        name = ".".join(parts[:cut])
+        owner = sys.modules.get(name)
+        if owner is None:
+            if cut == len(parts) and cut > 1 and parts[0] in sys.modules and sys.modules.get(".".join(parts[:-1])):
+                try:  # a submodule of an imported package that is not imported yet
+                    if importlib.util.find_spec(name) is not None:
+                        return importlib.import_module(name)
+                except (ImportError, ValueError):
+                    pass  # not a module: an attribute of its parent
             continue
         try:
             for attr in parts[cut:]:
@@ -119,6 +131,7 @@ class _Watch:
         self.objects: dict = {}  # id of a C function or method descriptor -> name
         self.method_names: set[str] = set()  # names of refused C methods (bound methods differ each time)
         self.operators: dict = {}  # "_softmax" -> "aten._softmax"
+        self.by_name: dict = {}  # ("sklearn", "roc_auc_score") -> name, for libraries not imported yet
         self.reached: str | None = None
         self.switched_off: str | None = None
         self.active = True
@@ -139,6 +152,8 @@ class _Watch:
             return
         obj = _resolve(name)
         if obj is None:
+            if name.split(".")[0] not in sys.modules:  # imported later, if at all: match by name
+                self.by_name[(name.split(".")[0], name.rsplit(".", 1)[-1])] = label
             return
         self._keep.append(obj)
         functions = [obj]
@@ -168,6 +183,9 @@ class _Watch:
         if event == "call":
             code = frame.f_code
             label = self.codes.get(code)
+            if label is None and self.by_name:  # a function of a library imported inside the block
+                module = str(frame.f_globals.get("__name__", ""))
+                label = self.by_name.get((module.split(".")[0], code.co_name))
             if label is not None:
                 self.see(label)
             elif code in self.registry_calls:  # torch.ops.aten.<op>(...) or .<overload>(...)
