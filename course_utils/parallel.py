@@ -148,7 +148,9 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
     """Join the ``torchrun`` process group if this process was launched by one.
 
     Returns this process's :class:`Ranks` and its device: ``cuda:LOCAL_RANK`` on a GPU machine
-    (one GPU per process), ``device`` otherwise. A plain ``python`` or notebook run gets
+    (one GPU per process; ``torch.cuda.set_device`` is called here, before the process group
+    starts, so NCCL's collectives and barriers of each process run on its own GPU, not all on
+    GPU 0), ``device`` otherwise. A plain ``python`` or notebook run gets
     ``Ranks()`` (one process) and ``device`` unchanged.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -8,9 +8,12 @@
 * gradient clipping and a per-step learning-rate schedule (warm-up, then constant,
   linear or cosine decay);
 * ``tqdm.auto`` progress and an optional live loss plot;
-* an atomic checkpoint each epoch (and every ``checkpoint_every`` steps), written again
-  when the run is interrupted, and automatic resume from it: data order and random
-  state are restored, so a resumed run ends with the same weights as an uninterrupted one;
+* a durable, atomic checkpoint each epoch (and every ``checkpoint_every`` steps), only ever at
+  a step boundary, and automatic resume from it: data order, random state and every step's
+  loss are restored, so a resumed run ends with the same weights and the same history as an
+  uninterrupted one. Ctrl-C (Jupyter's stop button) and SIGTERM (Colab, a scheduler) let the
+  current step finish, save there and then stop (a second Ctrl-C stops at once, keeping the
+  last checkpoint);
 * out-of-memory back-off: halve the micro-batch, double the accumulation, same
   effective batch, same examples in the step;
 * throughput in examples/s and tokens/s.
@@ -275,7 +278,7 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     checkpoint_every_s: float | None = None,
-    resume: bool = True,
+    resume: bool | str = True,
     on_step: Callable[[int, float], None] | None = None,
     eval_batch_size: int | None = None,
     progress: bool = True,
@@ -294,10 +297,17 @@ def fit(
         group_by_length: one length per example; batches then hold examples of similar length.
         schedule, warmup: per-step learning rate; ``warmup`` is a step count, or a fraction if < 1.
         amp: ``"auto"`` (the device's choice), ``False``, ``True`` (CUDA only), ``"fp16"``, ``"bf16"``.
-        checkpoint_dir: where ``checkpoint.pt`` lives. With ``resume=True`` a checkpoint of the same
-            run is continued (or, if that run finished, its weights and history are restored without
-            training again); a checkpoint of a different run is refused, naming the difference.
-            On Colab put it on Google Drive (``course_utils.keep_checkpoints_on_drive()``).
+        checkpoint_dir: where ``checkpoint.pt`` lives (checked writable before the first step). With
+            ``resume=True`` a checkpoint of the same run is continued (or, if that run finished, its
+            weights and history are restored without training again); a checkpoint of a different
+            run (model, its settings or dtypes, loss, data, optimizer, schedule, steps, ...) is
+            refused, naming the difference. A different micro-batch split of the same effective
+            batch is used from the resume on, and said. On Colab put it on Google Drive
+            (``course_utils.keep_checkpoints_on_drive()``). Under ``torchrun`` every process must
+            see the same folder (shared storage); a run where they do not is refused at the start.
+        resume: ``True`` (default), ``False`` (start over, overwriting the checkpoint) or
+            ``"extend"``: carry the checkpoint's run (finished or not) on to a new, larger step
+            count, on purpose; a plain ``True`` refuses a changed step count.
         checkpoint_every, checkpoint_every_s: also checkpoint mid-epoch, every this many steps and/or
             whenever this many seconds of training have passed since the last checkpoint.
         on_step: called as ``on_step(step, loss)`` after every optimizer step (this syncs the device
