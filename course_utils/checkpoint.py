@@ -442,7 +442,11 @@ def _change(key: str, old, new) -> str:
         came = [line for line in new if line not in old]
         if gone or came:
             return f"{key}: {'; '.join(gone[:2]) or 'nothing'} → {'; '.join(came[:2]) or 'nothing'}"
-    return f"{key}: {old} → {new}"
+    return f"{key}: {_short(old)} → {_short(new)}"
+
+
+def _short(value) -> str:
+    return f"[{len(value)} entries]" if isinstance(value, list) and len(value) > 4 else str(value)
 
 
 def describe_difference(old: dict, new: dict, keys: Sequence[str] | None = None) -> str:
@@ -468,6 +472,15 @@ def check(state: dict, fingerprint: dict, path: Path, extend: bool = False) -> l
             "record everything that changes a run. Use another checkpoint_dir for this run, or pass "
             "resume=False to start over (the old checkpoint is then overwritten).")
     keys = different_keys(old, fingerprint)
+    unrecorded = [k for k in keys if k not in old]
+    if unrecorded and unrecorded == keys:  # an earlier course_utils: resume on what it did record
+        import warnings
+
+        warnings.warn(f"the checkpoint {display_path(path)} was written by an earlier version of course_utils, "
+                      f"which did not record {', '.join(unrecorded)}: resuming on the settings it did record. "
+                      "If you changed any of those since, pass resume=False to start over.",
+                      CheckpointWarning, stacklevel=3)
+        return []
     if not keys:
         return []
     if extend and set(keys) <= set(EXTENDABLE):

@@ -417,3 +417,24 @@ def test_runs_killed_by_sigkill_sigterm_and_sigint_at_random_moments_end_exact(t
                                   signals=("SIGKILL", "SIGTERM", "SIGINT"), in_turn=True, say=lambda line: None)
     assert report["kills"] >= 3 and set(report["by_signal"]) == {"SIGKILL", "SIGTERM", "SIGINT"}
     assert report["exact"], report["failures"]
+
+
+def test_a_checkpoint_of_an_earlier_course_utils_resumes_on_what_it_recorded(tmp_path):
+    # Checkpoints written before the fingerprint held the model's structure, the data, ... (a reader's
+    # half-done run on Google Drive when the course updates) carry on, with a warning, not a refusal.
+    ref_model, _ = reference()
+
+    def stop_at_5(step, loss):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_model(), make_data(), checkpoint_dir=tmp_path, on_step=stop_at_5, **RUN)
+    state = ckpt.load_checkpoint(tmp_path / "checkpoint.pt")
+    for key in ("model structure", "model config", "parameter dtypes", "training data"):
+        del state["fingerprint"][key]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    resumed = make_model(seed=99)
+    with pytest.warns(UserWarning, match="earlier version of course_utils.*model structure"):
+        history = fit(resumed, make_data(), checkpoint_dir=tmp_path, **RUN)
+    assert history.resumed_from_step == 5 and weights_equal(resumed, ref_model)
