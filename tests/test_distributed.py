@@ -127,3 +127,58 @@ def test_a_checkpoint_folder_the_processes_do_not_share_is_refused_before_traini
     assert refused.returncode != 0
     assert "is not shared by all processes: rank 1" in refused.stderr, refused.stderr[-3000:]
     assert not (tmp_path / "x.pt").exists()
+
+
+UNUSED_SCRIPT = textwrap.dedent('''
+    import sys
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+    import course_utils
+
+    class WithSpareHead(nn.Module):
+        """A head no step uses (an idle expert, a conditional branch): its gradient stays None."""
+        def __init__(self):
+            super().__init__()
+            self.body, self.spare = nn.Linear(5, 2), nn.Linear(5, 2)
+        def forward(self, x):
+            return self.body(x)
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 5, generator=gen)
+    torch.manual_seed(0)
+    model = WithSpareHead()
+    course_utils.fit(model, TensorDataset(x, (x[:, 0] > 0).long()), epochs=2, batch_size=8, lr=1e-2,
+                     weight_decay=0.1, amp=False, progress=False)
+    import torch.distributed as dist
+    if dist.get_rank() == 0:
+        torch.save(model.state_dict(), sys.argv[1])
+''')
+
+
+@pytest.mark.slow
+def test_a_parameter_no_process_uses_is_left_alone_as_in_one_process(tmp_path):
+    # AdamW decays and moves any parameter that has a gradient, even a zero one; one process skips a
+    # parameter whose gradient is None. fit's all-reduce keeps None where no process had a gradient.
+    script = tmp_path / "unused.py"
+    script.write_text(UNUSED_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(tmp_path / "out.pt")], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(tmp_path / "out.pt")
+    torch.manual_seed(0)
+    start = nn.Linear(5, 2), nn.Linear(5, 2)  # the same draws as WithSpareHead's body and spare
+    assert torch.equal(state["spare.weight"], start[1].weight) and torch.equal(state["spare.bias"], start[1].bias)
+    assert not torch.equal(state["body.weight"], start[0].weight)
+
+
+def test_gradients_are_reduced_in_buckets_that_cover_every_tensor_once_in_order():
+    from course_utils.parallel import BUCKET_BYTES, _buckets
+
+    tensors = [torch.zeros(n) for n in (10, 3 * 2**20, 4 * 2**20, 5, 7 * 2**20, 1)]  # float32: 4 bytes each
+    buckets = _buckets(tensors)
+    assert [t for b in buckets for t in b] == tensors
+    for bucket in buckets:
+        assert len(bucket) == 1 or sum(t.numel() * 4 for t in bucket) <= BUCKET_BYTES
+    assert len(buckets) > 1
