@@ -352,9 +352,14 @@ def fit(
     pos = checkpoint.Position(batch_size=batch_size, accumulation=accumulation,
                               extra={"requested": [batch_size, accumulation]})
     history = History(batch_size=batch_size, accumulation=accumulation, amp_dtype=dtype_name)
-    state = checkpoint.read(ckpt_path) if resume else None
+    try:
+        state, unreadable = checkpoint.read(ckpt_path) if resume else None, None
+    except checkpoint.CheckpointReadError as error:
+        if ranks.world == 1:
+            raise
+        state, unreadable = None, error  # raised below, once every process knows what the others found
     if ranks.world > 1 and ckpt_path is not None:
-        _check_same_checkpoint(ranks, state, ckpt_path)
+        _check_same_checkpoint(ranks, state, ckpt_path, unreadable)
     last_saved = None  # the step of the newest checkpoint on disk
     if state is not None:
         lengthened = checkpoint.check(state, fingerprint, ckpt_path, extend=resume == "extend")
@@ -631,10 +636,17 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _check_same_checkpoint(ranks, state: dict | None, path: Path) -> None:
-    """Refuse to start when the processes found different checkpoints (or some found none)."""
-    mine = None if state is None else (state.get("position", {}).get("step"), state.get("position", {}).get("finished"))
+def _check_same_checkpoint(ranks, state: dict | None, path: Path, unreadable: Exception | None = None) -> None:
+    """Refuse to start when the processes found different checkpoints (or some found none, or a damaged one)."""
+    position = (state or {}).get("position", {})
+    mine = "unreadable" if unreadable is not None else None if state is None else (
+        position.get("step"), position.get("finished"))
     found = ranks.gather(mine)
+    if unreadable is not None:
+        raise unreadable
+    if "unreadable" in found:
+        raise checkpoint.CheckpointReadError(f"rank {found.index('unreadable')} cannot read the checkpoint "
+                                             f"{checkpoint.display_path(path)}: see its error")
     if len(set(found)) > 1:
         seen = ", ".join(f"rank {r}: {'no checkpoint' if f is None else f'step {f[0]}'}" for r, f in enumerate(found))
         raise ValueError(
