@@ -274,8 +274,9 @@ def test_a_finished_run_is_extended_only_on_purpose_and_then_matches_the_longer_
     assert "Extending the run" in capsys.readouterr().out and history.resumed_from_step == 6
     assert weights_equal(model, longer_model)  # constant learning rate: the same as 10 steps at once
     assert history.loss == longer.loss
-    again = fit(make_model(), make_data(), checkpoint_dir=tmp_path, **{**run, "max_steps": 10})
-    assert again.steps == 10 and weights_equal(make_model(), make_model())  # finished: restored as is
+    restored = make_model(seed=5)
+    again = fit(restored, make_data(), checkpoint_dir=tmp_path, **{**run, "max_steps": 10})
+    assert again.steps == 10 and weights_equal(restored, longer_model)  # the extended run, finished
 
 
 # --------------------------------------------------------------------------- 7-8: the disk
