@@ -372,7 +372,7 @@ def parse_texts(body: bytes, options: ServerOptions) -> list[str]:
         raise Refused(422, f"the body is not valid JSON{where}: send a UTF-8 JSON object") from None
     if not isinstance(payload, dict):
         raise Refused(422, f"the body must be a JSON object (a dict) such as {{\"text\": \"...\"}}, "
-                           f"got a {type(payload).__name__}")
+                           f"got {type(payload).__name__}")
     unknown = sorted(set(payload) - {"text", "texts"})
     if unknown:
         raise Refused(422, f"unknown field {unknown[0][:40]!r} (extra fields are not allowed): "
@@ -382,18 +382,18 @@ def parse_texts(body: bytes, options: ServerOptions) -> list[str]:
     if "text" in payload:
         texts = [payload["text"]]
         if not isinstance(payload["text"], str):
-            raise Refused(422, f"'text' must be a string, got a {type(payload['text']).__name__}")
+            raise Refused(422, f"'text' must be a string, got {type(payload['text']).__name__}")
     else:
         texts = payload["texts"]
         if not isinstance(texts, list):
-            raise Refused(422, f"'texts' must be a list of strings, got a {type(texts).__name__}")
+            raise Refused(422, f"'texts' must be a list of strings, got {type(texts).__name__}")
         if not texts:
             raise Refused(422, "'texts' is empty: send at least one text")
         if len(texts) > options.max_texts:
             raise Refused(422, f"{len(texts)} texts in one request; the limit is {options.max_texts}")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise Refused(422, f"text {i} must be a string, got a {type(text).__name__}")
+            raise Refused(422, f"text {i} must be a string, got {type(text).__name__}")
         if len(text) > options.max_chars:
             raise Refused(422, f"text {i} has {len(text)} characters; the limit is {options.max_chars}")
         if not text.strip():
