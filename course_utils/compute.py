@@ -155,15 +155,24 @@ MIXED_ADAMW_FP32_GRADS = Precision("mixed AdamW (HF: fp32 grads)", 6, 4, 8)
 PRECISIONS = {p.name: p for p in (FP32_ADAMW, MIXED_ADAMW, MIXED_ADAMW_FP32_GRADS)}
 
 
-def model_state_bytes(n_params: float, precision: Precision = FP32_ADAMW) -> dict[str, float]:
+def model_state_bytes(n_params: float, precision: Precision = FP32_ADAMW, *,
+                      trainable_params: float | None = None) -> dict[str, float]:
     """Bytes of weights, gradients and optimizer state for ``n_params`` parameters, and their total.
 
-    Example: ``model_state_bytes(1.5e9, MIXED_ADAMW)["total"]`` is 24e9, ZeRO's GPT-2 1.5 B example.
+    ``trainable_params`` (default: all of them) are the ones the optimizer updates; frozen weights
+    (a LoRA or QLoRA base model) keep only their ``precision.weights`` bytes, with no gradient and
+    no optimizer state (which in mixed precision includes the fp32 master copy).
+
+    Example: ``model_state_bytes(1.5e9, MIXED_ADAMW)["total"]`` is 24e9, ZeRO's GPT-2 1.5 B example;
+    an 8e9-parameter base with 4e7 LoRA parameters trained: 2 · 8.04e9 + 14 · 4e7 = 16.6e9.
     """
     if n_params < 0:
         raise ValueError(f"n_params must be >= 0, got {n_params}")
-    parts = {"weights": precision.weights * n_params, "gradients": precision.gradients * n_params,
-             "optimizer": precision.optimizer * n_params}
+    trained = n_params if trainable_params is None else trainable_params
+    if not 0 <= trained <= n_params:
+        raise ValueError(f"trainable_params must be in [0, n_params={n_params:g}], got {trained:g}")
+    parts = {"weights": precision.weights * n_params, "gradients": precision.gradients * trained,
+             "optimizer": precision.optimizer * trained}
     return {**parts, "total": sum(parts.values())}
 
 

@@ -294,3 +294,12 @@ def test_calculator_with_live_controls_shows_the_same_numbers(capsys):
     shown = cost_calculator(interactive=True, n_params=1e9, tokens=2e10, gpu="T4", n_gpus=4)
     assert shown == estimate(1e9, 2e10, GPUS["T4"], n_gpus=4)
     assert "VBox" in capsys.readouterr().out  # the controls were displayed under the figure
+
+
+def test_a_frozen_base_keeps_only_its_weights():
+    # LoRA on an 8 B model: 4e7 adapter parameters trained, the base frozen in 16 bits
+    lora = model_state_bytes(8.04e9, MIXED_ADAMW, trainable_params=4e7)
+    assert lora["total"] == pytest.approx(2 * 8.04e9 + (2 + 12) * 4e7)
+    assert model_state_bytes(8e9, MIXED_ADAMW, trainable_params=8e9) == model_state_bytes(8e9, MIXED_ADAMW)
+    with pytest.raises(ValueError, match="trainable_params must be"):
+        model_state_bytes(1e9, trainable_params=2e9)
