@@ -54,7 +54,12 @@ class LoadResult:
 
     ``latencies_ms``: (ok requests,) latency of each answered 200, in milliseconds.
     ``statuses``: how many requests ended with each status (200, 503, 'timeout', ...).
-    ``batch_sizes``: the server-side batch each answered text was computed in.
+    ``batch_sizes``: the server-side batch each answered text was computed in (read from the
+    answer's ``predictions[0]["batch_size"]`` where the server reports it, as chapter 11's does).
+    ``records``: one ``(due_s, sent_s, done_s, status)`` per request, in seconds from the run's
+    start: when it was due, when it was sent (later than due when the generator fell behind), when
+    it ended. Coordinated omission is ``sent_s - due_s``; a time series of outcomes comes from
+    ``done_s`` and ``status``.
     """
 
     mode: str
@@ -62,6 +67,8 @@ class LoadResult:
     latencies_ms: np.ndarray
     statuses: collections.Counter = field(default_factory=collections.Counter)
     batch_sizes: list[int] = field(default_factory=list)
+    records: list[tuple[float, float, float, int | str]] = field(default_factory=list)
+    start: float = 0.0  # time.perf_counter() at the run's start; records are relative to it
 
     @property
     def sent(self) -> int:
@@ -137,24 +144,27 @@ class _Client:
 
 async def _one_request(client: _Client, url: str, text: str, due: float, result: LoadResult,
                        latencies: list) -> None:
+    sent = time.perf_counter()
     try:
         status, body = await client.post(url + "/predict", text)
     except TimeoutError:
-        result.statuses["timeout"] += 1
-        return
+        status, body = "timeout", None
     except ConnectionError:
-        result.statuses["error"] += 1
-        return
+        status, body = "error", None
+    done = time.perf_counter()
     result.statuses[status] += 1
+    result.records.append((due - result.start, sent - result.start, done - result.start, status))
     if status == 200:
-        latencies.append((time.perf_counter() - due) * 1000)
-        result.batch_sizes.append(body["predictions"][0]["batch_size"])
+        latencies.append((done - due) * 1000)
+        size = (body.get("predictions") or [{}])[0].get("batch_size") if isinstance(body, dict) else None
+        if size is not None:
+            result.batch_sizes.append(size)
 
 
 async def _closed_loop(url, texts, clients, requests, time_limit_s, timeout_s, client) -> LoadResult:
     result, latencies = LoadResult("closed", 0.0, np.array([])), []
     counter = iter(range(requests))
-    start = time.perf_counter()
+    start = result.start = time.perf_counter()
 
     async def user(http):
         for i in counter:  # shared iterator: the users together send `requests` requests
@@ -172,7 +182,7 @@ async def _open_loop(url, texts, rate, requests, time_limit_s, timeout_s, seed, 
                      client) -> LoadResult:
     result, latencies = LoadResult("open", 0.0, np.array([])), []
     rng = random.Random(seed)
-    start = time.perf_counter()
+    start = result.start = time.perf_counter()
     due, tasks = start, []
     async with _Client(client, max_connections, timeout_s) as http:
         for i in range(requests):

@@ -136,9 +136,10 @@ class ServerOptions:
 # ----------------------------------------------------------------------------- the model
 
 
-# On a CPU with a bf16 matrix engine, bf16 pays from a few texts up; a lone text is faster in fp32
-# (AMX Xeon, MiniLM, one thread: 1 text 8.9 ms fp32 / 11.7 ms bf16; 8 texts 7.3 / 3.4 ms per text;
-# 32 texts 8.6 / 2.7 ms per text).
+# On a CPU with a bf16 matrix engine, bf16 pays from a few texts up; a lone text is faster in fp32.
+# The threshold came from one calibration (AMX Xeon, MiniLM, one thread: 1 text 8.9 ms fp32 / 11.7
+# ms bf16; 32 texts 8.6 / 2.7 ms per text); where bf16 starts to win moves with the machine and its
+# load (chapter 11's cost curve re-measures both precisions), so treat 4 as a safe choice, not a law.
 BF16_MIN_BATCH = 4
 
 

@@ -335,3 +335,15 @@ def test_a_predictor_loads_on_the_device_it_is_given(model_dir):
 def test_health_names_the_device_the_server_resolved(servers):
     options = httpx.get(servers["batching"].url + "/health", timeout=5).json()["options"]
     assert options["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_the_load_generator_records_due_sent_and_done_for_every_request(servers):
+    instant = servers["instant"]
+    result = open_loop(instant.url, TEXTS, rate=200, requests=40, time_limit_s=10)
+    assert len(result.records) == result.sent == 40
+    assert sorted(status for *_, status in result.records) == [200] * 40
+    dues = sorted(due for due, *_ in result.records)
+    assert all(0 <= due <= sent <= done for due, sent, done, _ in result.records)
+    assert dues[-1] > dues[0], "Poisson arrivals are spread out in time"
+    gone = closed_loop(f"http://127.0.0.1:{free_port()}", TEXTS, clients=1, requests=2, time_limit_s=5)
+    assert [status for *_, status in gone.records] == ["error", "error"]
