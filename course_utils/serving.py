@@ -13,6 +13,19 @@ are there or ``max_wait_ms`` has passed, and runs the model once on all of them 
 thread, so the event loop keeps accepting requests meanwhile. The queue is bounded: a request
 that does not fit is answered ``503`` at once instead of waiting behind an ever longer line.
 
+One client cannot hurt the others (issue 30; every case is tested in ``tests/test_serving_hostile.py``):
+
+- a text the model fails on fails only its own request: a failing batch is split and retried;
+- a request's size (body, texts, characters, headers) is checked before any work on its texts,
+  and errors are one short sentence that never repeats the input (413, 415, 422, 431, 501);
+- a connection's time is bounded: deadlines for headers and body (408), idle and keep-alive
+  timeouts, a cap on open connections (503), a shutdown deadline; a request whose client has gone
+  is cancelled. uvicorn provides the keep-alive and shutdown limits; :class:`RequestLimits` (ASGI
+  middleware) and :func:`guarded_protocol` (uvicorn's HTTP protocol, extended) the rest.
+
+It is still one process: a reverse proxy in front (nginx, Envoy) adds TLS, per-client rate limits
+and replicas, and should apply the same limits first.
+
 In a notebook or a test, start it as a real process on the loopback interface::
 
     with start_server(model_dir, max_batch_size=16, max_wait_ms=5) as server:
@@ -532,8 +545,7 @@ class RequestLimits:
         except asyncio.CancelledError:
             if not (state["gone"] or state["late"]):
                 raise  # cancelled from outside (the server's shutdown deadline)
-            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled here
-                task.uncancel()
+            task.uncancel()  # this cancellation is handled here: the task goes on normally
             if state["late"] and not state["gone"] and not state["started"]:
                 error = Refused(408, f"the body did not arrive within {self.options.body_timeout_s:g} s",
                                 close=True)
