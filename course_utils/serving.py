@@ -720,6 +720,7 @@ class ServerProcess:
     process: subprocess.Popen
     port: int
     log_path: Path
+    shutdown_timeout_s: float = 10.0  # the server's own deadline for a graceful shutdown
 
     @property
     def url(self) -> str:
@@ -728,8 +729,12 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """Ask the server to shut down (SIGTERM), kill it if it lingers; returns its exit code."""
+    def stop(self, timeout: float | None = None) -> int:
+        """Ask the server to shut down (SIGTERM), kill it if it lingers ``timeout`` seconds (default:
+        its shutdown deadline and 5 s more); returns its exit code: ``-15`` after a graceful
+        shutdown where uvicorn re-raises the SIGTERM it handled (0.54 does), else ``0``."""
+        if timeout is None:
+            timeout = self.shutdown_timeout_s + 5
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -797,7 +802,7 @@ def start_server(model_dir: str | os.PathLike | None, *, options: ServerOptions 
     log_path = Path(tempfile.gettempdir()) / f"course_serving_{port}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = ServerProcess(process, port, log_path)
+    server = ServerProcess(process, port, log_path, options.shutdown_timeout_s)
     if wait:
         server.wait_until_ready(timeout)
     return server
