@@ -54,7 +54,8 @@ def test_sound_page_passes_and_broken_page_fails_for_every_reason(site, monkeypa
     monkeypatch.setattr(browser_check, "TIMEOUT_MS", 3000)  # the unrendered widget waits this long
     shots = tmp_path_factory.mktemp("shots")
     results = browser_check.check_site(site, [browser_check.PageSpec("chapters/sound.html", COLAB),
-                                              browser_check.PageSpec("chapters/broken.html", COLAB),
+                                              browser_check.PageSpec("chapters/broken.html", COLAB,
+                                                                     switch="zh/chapters/broken.html"),
                                               browser_check.PageSpec("chapters/absent.html")], shots)
     assert results["chapters/sound.html"] == []
     assert (shots / "chapters__sound.png").stat().st_size > 1000
@@ -75,6 +76,7 @@ def test_sound_page_passes_and_broken_page_fails_for_every_reason(site, monkeypa
         "1 widget view(s) not rendered",
         "the page has a widget but no figure",
         "1 matplotlib figure(s) stored as text",
+        "language switch should lead to zh/chapters/broken.html, found: none",
     ]:
         assert expected in broken, f"{expected!r} not reported; got:\n{broken}"
     assert "no such page" in results["chapters/absent.html"][0]
@@ -86,3 +88,10 @@ def test_book_pages_follow_the_toc_and_chapters_get_their_colab_url():
     chapter = next(p for p in pages if p.path == "chapters/00_environment.html")
     assert chapter.colab == ("https://colab.research.google.com/github/large-models-first-principles/course/"
                              "blob/main/chapters/00_environment.ipynb")
+    intro = next(p for p in pages if p.path == "zh/book/intro.html")  # the Chinese book, built into zh/
+    assert intro.switch == "book/intro.html" and pages[0].switch == "zh/book/intro.html"
+    maths = next(p for p in pages if p.path == "zh/book/maths_refresher.html")
+    assert maths.colab == ("https://colab.research.google.com/github/large-models-first-principles/course/"
+                           "blob/main/zh/book/maths_refresher.ipynb")
+    untranslated = next(p for p in pages if p.path == "chapters/05_attention_math.html")
+    assert untranslated.switch == "zh/book/intro.html"  # not translated yet: the Chinese book's first page

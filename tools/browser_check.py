@@ -5,7 +5,7 @@
 Serves the folder on 127.0.0.1 (a free port) and drives Debian's Chromium (/usr/bin/chromium)
 through Playwright. Every request to another host is refused and reported, so a page that would
 need the network fails here exactly as it would for an offline reader. For each page in
-``_toc.yml`` it checks:
+``_toc.yml``, and each page of the Chinese book (``zh/_toc.yml``, built into ``zh/``), it checks:
 
 - no JavaScript error (console errors, uncaught exceptions) and no local file that fails to load;
 - maths is typeset: every ``.math`` element holds a rendered ``mjx-container``, MathJax reported
@@ -15,7 +15,15 @@ need the network fails here exactly as it would for an offline reader. For each 
 - a chapter page's Colab button opens that chapter's notebook from the repository in
   ``_config.yml``: ``https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/chapters/NN_slug.ipynb``;
 - a page with a widget shows it: every embedded widget view is rendered from the saved widget
-  state into a visible element, and the page shows at least one figure (its static counterpart).
+  state into a visible element, and the page shows at least one figure (its static counterpart);
+- the language switch (tools/sphinx_book_fixes.py) leads to the same page in the other book (an
+  English page not translated yet: to the Chinese book's first page), and a Chinese chapter's Colab
+  button opens the Chinese notebook (``zh/chapters/NN_slug.ipynb``);
+- on a Chinese page, Chinese characters are drawn as glyphs, not as missing-glyph boxes (a CJK font
+  is installed: make chromium).
+
+Then it searches the Chinese book for Chinese terms (``SEARCHES``) and checks that the page that
+teaches each is among the results.
 
 A full-page screenshot of each page is saved for people to look at. Exits 1 on any problem.
 """
@@ -30,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 
@@ -50,24 +58,41 @@ TIMEOUT_MS = 20_000
 class PageSpec:
     path: str  # relative to the site root, e.g. "chapters/00_environment.html"
     colab: str | None = None  # the Colab URL its launch button must have (chapters only)
+    switch: str | None = None  # where its language switch must lead, relative to the site root
+
+
+# Chinese full-text search: (query, a page the results must include), searched in zh/search.html.
+SEARCHES = [("术语", "zh/book/glossary.html"), ("检查点", "zh/book/setup.html")]
+
+
+def _names(toc: Path) -> list[str]:
+    return [str(Path(n).with_suffix("")) if n.endswith((".md", ".ipynb")) else n for n in toc_files(toc)]
 
 
 def book_pages(root: Path = ROOT) -> list[PageSpec]:
-    """The pages of the book in ``_toc.yml`` order, with the Colab URL each chapter must link to."""
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    repo = config["repository"]
-    owner_repo = urlsplit(repo["url"]).path.strip("/")
-    colab = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
-    prefix = (repo.get("path_to_book") or "").strip("/")
-    files = toc_files(root / "_toc.yml")
+    """The pages of the book in ``_toc.yml`` order, then those of the Chinese book (``zh/_toc.yml``,
+    built into ``zh/``), with the Colab URL each chapter must link to and where its language switch leads."""
+    zh_toc = root / "zh" / "_toc.yml"
+    zh_names = _names(zh_toc) if zh_toc.exists() else []
     pages = []
-    for name in files:
-        name = str(Path(name).with_suffix("")) if name.endswith((".md", ".ipynb")) else name
-        url = None
-        if (root / f"{name}.ipynb").exists():
-            notebook = f"{prefix}/{name}.ipynb" if prefix else f"{name}.ipynb"
-            url = f"{colab}/github/{owner_repo}/blob/{repo.get('branch', 'main')}/{notebook}"
-        pages.append(PageSpec(f"{name}.html", url))
+    for book, toc in [("", root / "_toc.yml")] + ([("zh", zh_toc)] if zh_names else []):
+        config = yaml.safe_load((toc.parent / "_config.yml").read_text())
+        repo = config["repository"]
+        owner_repo = urlsplit(repo["url"]).path.strip("/")
+        colab = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
+        prefix = (repo.get("path_to_book") or "").strip("/")
+        for name in _names(toc):
+            url = None
+            if (toc.parent / f"{name}.ipynb").exists():
+                notebook = f"{prefix}/{name}.ipynb" if prefix else f"{name}.ipynb"
+                url = f"{colab}/github/{owner_repo}/blob/{repo.get('branch', 'main')}/{notebook}"
+            if book:
+                switch = f"{name}.html"
+            elif zh_names:
+                switch = f"zh/{name if name in zh_names else zh_names[0]}.html"
+            else:
+                switch = None
+            pages.append(PageSpec(f"{book}/{name}.html" if book else f"{name}.html", url, switch))
     return pages
 
 
@@ -124,6 +149,16 @@ INSPECT = """async () => {
     colab: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href),
     lostFigures: (document.body.innerText.match(/<Figure size \\d+x\\d+ with \\d+ Axes>/g) || []).length,
     widgetViews: document.querySelectorAll('""" + WIDGET_VIEW + """').length,
+    switch: [...document.querySelectorAll('.lang-switch a')].map(a => a.href),
+    chinese: document.documentElement.lang.startsWith('zh'),
+    cjkGlyphs: (() => {
+      // Chinese text drawn like characters no font has (U+0378, U+0379: unassigned) is missing-glyph boxes.
+      const canvas = document.createElement('canvas'); canvas.width = 160; canvas.height = 48;
+      const g = canvas.getContext('2d');
+      const draw = text => { g.clearRect(0, 0, 160, 48); g.font = '32px ' + getComputedStyle(document.body).fontFamily;
+                             g.fillText(text, 4, 36); return canvas.toDataURL(); };
+      return draw('注意') !== draw('\u0378\u0379');
+    })(),
   };
 }"""
 
@@ -188,12 +223,39 @@ def check_page(context, base: str, spec: PageSpec, screenshots: Path | None) -> 
         if spec.colab not in report["colab"]:
             problems.append(f"no Colab link to {spec.colab} (found: {report['colab'] or 'none'})")
         problems += [f"Colab link to the wrong notebook: {url}" for url in set(report["colab"]) - {spec.colab}]
+    if spec.switch is not None and report["switch"] != [base + spec.switch]:
+        problems.append(f"language switch should lead to {spec.switch}, found: "
+                        f"{[u[len(base):] if u.startswith(base) else u for u in report['switch']] or 'none'}")
+    if report["chinese"] and not report["cjkGlyphs"]:
+        problems.append("Chinese characters are drawn as missing-glyph boxes: install a CJK font (make chromium)")
     return problems
 
 
+def check_search(context, base: str, query: str, expected: str) -> list[str]:
+    """Search the Chinese book for ``query``; the results must link to ``expected`` (a site path)."""
+    page = context.new_page()
+    try:
+        page.goto(f"{base}zh/search.html?q={quote(query)}", wait_until="load", timeout=TIMEOUT_MS)
+        # Sphinx lists the results one by one; the summary line is written when all are listed.
+        page.wait_for_function("() => { const s = document.querySelector('#search-results .search-summary');"
+                               " return s && !s.classList.contains('loading') && /\\d/.test(s.innerText)"
+                               " && document.querySelectorAll('#search-results ul.search li').length"
+                               " >= parseInt(s.innerText.match(/\\d+/)[0]); }", timeout=TIMEOUT_MS)
+        found = page.evaluate("() => [...document.querySelectorAll('#search-results ul.search li a')]"
+                              ".map(a => a.href.split('#')[0].split('?')[0])")
+    except Exception as exc:  # noqa: BLE001 - a page that never shows results is the finding
+        return [f"search for {query!r}: no results shown ({str(exc).splitlines()[0]})"]
+    finally:
+        page.close()
+    if base + expected not in found:
+        shown = [u[len(base):] for u in found if u.startswith(base)]
+        return [f"search for {query!r} does not find {expected} (results: {shown or 'none'})"]
+    return []
+
+
 def check_site(site: Path, pages: list[PageSpec], screenshots: Path | None = None,
-               chromium: Path = CHROMIUM) -> dict[str, list[str]]:
-    """Problems per page (an empty list for a page that passed)."""
+               chromium: Path = CHROMIUM, searches: list[tuple[str, str]] = ()) -> dict[str, list[str]]:
+    """Problems per page (an empty list for a page that passed), and per search (``search: QUERY``)."""
     from playwright.sync_api import sync_playwright
 
     if not chromium.exists():
@@ -221,6 +283,10 @@ def check_site(site: Path, pages: list[PageSpec], screenshots: Path | None = Non
             problems = [p for p in problems if "ERR_BLOCKED_BY_CLIENT" not in p]  # reported once, below
             problems += [f"asked the network for {url} (the book must work offline)" for url in dict.fromkeys(offsite)]
             results[spec.path] = problems
+        for query, expected in searches:
+            offsite.clear()
+            results[f"search: {query}"] = check_search(context, server.base, query, expected) + [
+                f"asked the network for {url}" for url in dict.fromkeys(offsite)]
         browser.close()
     return results
 
@@ -231,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, help="save a full-page PNG of every page here")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = check_site(args.site, book_pages(), args.screenshots)
+    pages = book_pages()
+    searches = SEARCHES if any(p.path.startswith("zh/") for p in pages) else []
+    results = check_site(args.site, pages, args.screenshots, searches=searches)
     failed = 0
     for path, problems in results.items():
         print(f"{'FAIL' if problems else 'ok  '} {path}")
