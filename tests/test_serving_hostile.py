@@ -327,7 +327,7 @@ def test_requests_whose_client_left_are_not_computed(servers):
     computed = httpx.get(slow.url + "/health", timeout=5).json()["batches"] - before
     assert answer.status_code == 200
     assert computed <= 3, f"{computed - 1} of 8 abandoned texts were computed"
-    assert waited < 0.8, f"the next client waited {waited:.2f} s behind abandoned requests"
+    assert waited < 1.0, f"the next client waited {waited:.2f} s behind abandoned requests"
 
 
 def test_sigterm_lets_a_request_in_flight_finish_and_cuts_a_half_sent_one(servers):
