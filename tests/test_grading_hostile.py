@@ -221,3 +221,30 @@ def test_reading_and_rewriting_the_tests_and_the_helpers_earns_nothing(exercise,
     got, report = graded(nb, "top" if which == "template" else "end", cell, tmp_path, source=source)
     assert got == expected, report.format()
     assert any("the submission changed files the grader reads" in n and str(source) in n for n in report.notes)
+
+
+# Roads around "no library softmax / ROC AUC", taken in the graded kernel (not only in-process, as
+# tests/test_exercises.py does for every listed road): the refusal test loses its points, naming
+# what ran; patching the grader's watch from the notebook changes nothing.
+ROADS_IN_THE_KERNEL = {
+    "00_warmup": ("softmax", "def softmax(z, dim=-1, _f=torch.ops.aten._softmax):\n    return _f(z, dim, False)\n\n"
+                  "import course_utils.grading.refusal as _r\n_r._Watch.profile = lambda *a: None\n",
+                  "q2", "reached aten._softmax"),
+    "03_training": ("roc_auc", "def roc_auc(labels, scores):\n    from scipy.stats import mannwhitneyu\n"
+                    "    pos, neg = scores[labels == 1], scores[labels == 0]\n"
+                    "    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))\n",
+                    "q3", "reached scipy.stats.mannwhitneyu"),
+}
+
+
+@pytest.mark.parametrize("exercise", SETS)
+def test_a_road_around_a_refusal_loses_the_refusal_tests_points_when_graded(exercise, tmp_path):
+    name, source, question, says = ROADS_IN_THE_KERNEL[exercise]
+    nb = build_exercises.solution_notebook(exercise)
+    at = next(i for i, c in enumerate(nb.cells) if c.source.startswith(f"def {name}("))
+    nb.cells[at].source = source
+    got, report = graded(nb, "end", "pass", tmp_path)
+    full = SETS[exercise][0]
+    assert got == {**full, question: got[question]} and got[question] < full[question], report.format()
+    failed = [f["message"] for q in report.questions for f in q.failed]
+    assert any(says in m for m in failed), failed
