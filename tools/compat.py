@@ -353,6 +353,8 @@ def smoke_notebooks(python: Path, notebooks: list[str], jobs: int, profile: str 
     """Run ``notebooks`` with nbval in the environment of ``python`` under ``profile`` (smoke unless
     told); (exit code, pytest's summary line)."""
     env = dict(smoke_env(), COURSE_PROFILE=profile)
+    if profile != "smoke":  # one notebook at a time on every core, as its reference run had
+        env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
     workers = ["-n", str(jobs), "--dist", "loadfile"] if jobs > 1 else []
     with tempfile.TemporaryDirectory(prefix="compat-checkpoints-") as checkpoints:
         env["COURSE_CHECKPOINTS"] = checkpoints
