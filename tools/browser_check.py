@@ -62,7 +62,8 @@ class PageSpec:
 
 
 # Chinese full-text search: (query, a page the results must include), searched in zh/search.html.
-SEARCHES = [("术语", "zh/book/glossary.html"), ("检查点", "zh/book/setup.html")]
+SEARCHES = [("反向传播", "zh/chapters/02_backprop.html"), ("张量", "zh/chapters/01_neural_networks.html"),
+            ("检查点", "zh/chapters/00_environment.html"), ("术语", "zh/book/glossary.html")]
 
 
 def _names(toc: Path) -> list[str]:
