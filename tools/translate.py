@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import functools
 import hashlib
 import html
 import posixpath
@@ -156,10 +157,16 @@ def html_id(title: str) -> str:
 def units(page: str, root: Path = ROOT) -> list[tuple[str, str]]:
     """``(id, English text)`` of every translatable unit: a notebook's markdown cells, a page's sections."""
     path = root / page
+    stat = path.stat()
+    return list(_units(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _units(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:  # the file's version as key
     if path.suffix == ".ipynb":
         nb = nbformat.read(path, as_version=4)
-        return [(cell.id, cell.source) for cell in nb.cells if cell.cell_type == "markdown"]
-    return split_sections(path.read_text())
+        return tuple((cell.id, cell.source) for cell in nb.cells if cell.cell_type == "markdown")
+    return tuple(split_sections(path.read_text()))
 
 
 def split_sections(text: str) -> list[tuple[str, str]]:
@@ -660,7 +667,8 @@ def update(root: Path = ROOT, write: bool = True) -> list[str]:
                 store.cells = {i: cells[i] for i in english}
                 save_store(store, root)
                 changes.append(f"updated slots in {store_path(page, root).relative_to(root)}")
-    for rel, text in expected_files(root).items():
+    expected = expected_files(root)
+    for rel, text in expected.items():
         path = root / rel
         if not path.exists() or path.read_text() != text:
             if write:
@@ -670,7 +678,7 @@ def update(root: Path = ROOT, write: bool = True) -> list[str]:
     for path in sorted((root / ZH).rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.suffix in (".ipynb", ".md") and not rel.startswith(f"{STORE}/") and "_build" not in path.parts \
-                and rel not in expected_files(root):
+                and rel not in expected:
             if write:
                 path.unlink()
             changes.append(f"{'removed' if write else 'would remove'} {rel}")
