@@ -100,10 +100,12 @@ translations: $(STAMP)
 execute: $(STAMP)
 	$(PY) tools/notebooks.py execute --profile $(PROFILE) $(NOTEBOOKS)
 	$(PY) tools/status.py
+	$(PY) tools/translate.py  # the Chinese notebooks carry the new outputs
 
 # Rewrite the first code cell of every notebook from the one manifest.
 setup-cells: $(STAMP)
 	$(PY) tools/notebooks.py sync-setup $(NOTEBOOKS)
+	$(PY) tools/translate.py
 
 # fit against a bare loop and the Trainer, each at its best, in fp32 and in the hardware's precision;
 # the figures go to book/results.json (key "benchmarks") for chapter 10. Slow: run on a quiet machine.
