@@ -93,6 +93,8 @@ def child(config: str, out: str, checkpoint_dir: str | None, kill: str | None) -
     from course_utils import checkpoint, fit
 
     torch.set_num_threads(1)
+    # A shell's background job starts with Ctrl-C ignored, and so would this child: act as a terminal run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     model, data, run = build(config)
     if kill:
         name, phase, count = kill.split(":")
