@@ -6,6 +6,7 @@ code cells and outputs are the English ones); a key term the English marks must 
 Chinese name; no English prose paragraph may be left in a translation.
 """
 
+import json
 import shutil
 import sys
 import warnings
@@ -50,6 +51,34 @@ def test_a_chinese_notebook_has_the_english_code_cells_and_outputs(page):
     assert {k: v for k, v in chinese.metadata.items() if k != "translation"} == english.metadata
 
 
+EXERCISES_ZH = ["exercises/00_warmup.ipynb", "exercises/01_neural_networks.ipynb"]
+
+
+def test_the_first_two_exercise_notebooks_are_translated_but_not_pages_of_the_book():
+    assert set(EXERCISES_ZH) <= set(PUBLISHED)
+    assert "exercises/" not in (ROOT / "zh" / "_toc.yml").read_text()
+
+
+@pytest.mark.parametrize("page", EXERCISES_ZH)
+def test_a_chinese_exercise_notebook_keeps_everything_the_grader_reads(page):
+    """Only the questions' markdown is translated: code, test and answer cells, ids, tags, otter's metadata
+    are the English file's, as the grader reads them (the raw JSON, not only nbformat's view of it)."""
+    english = json.loads((ROOT / page).read_text())
+    chinese = json.loads((ROOT / translate.ZH / page).read_text())
+    assert chinese["metadata"]["otter"] == english["metadata"]["otter"]
+    assert {k: v for k, v in chinese["metadata"].items() if k != "translation"} == english["metadata"]
+    assert [c["id"] for c in chinese["cells"]] == [c["id"] for c in english["cells"]]
+    translated = 0
+    for en, zh in zip(english["cells"], chinese["cells"]):
+        assert zh["metadata"] == en["metadata"] and zh["cell_type"] == en["cell_type"]
+        if en["cell_type"] == "markdown" and "otter_answer_cell" not in en["metadata"].get("tags", []):
+            assert translate.HAS_CJK.search("".join(zh["source"])), f"{page}: cell {en['id']} is not translated"
+            translated += 1
+        else:  # code, public-test calls, and the student's answer cells (their placeholder marks "no answer")
+            assert zh == en, f"{page}: cell {en['id']} differs from the English one"
+    assert translated >= 5
+
+
 def test_glossary_terms_marked_in_english_appear_with_their_chinese_name():
     problems = translate.content_problems()["terms"]
     assert not problems, "\n".join(problems)
@@ -86,6 +115,9 @@ def repo(tmp_path):
     for page in translate.english_pages():
         if page.startswith("chapters/"):
             shutil.copy(ROOT / page, tmp_path / page)
+    (tmp_path / "exercises").mkdir()
+    for page in translate.exercise_pages():
+        shutil.copy(ROOT / page, tmp_path / page)
     return tmp_path
 
 
@@ -131,6 +163,21 @@ def test_an_edited_code_cell_needs_no_new_translation_but_a_regenerated_notebook
     assert translate.generated_differences(repo) == []
     regenerated = nbformat.read(repo / "zh" / page, as_version=4)
     assert next(c for c in regenerated.cells if c.id == code.id).source.endswith("# a comment")
+
+
+def test_an_edited_exercise_question_makes_its_translation_stale_but_an_answer_cell_does_not(repo):
+    page = "exercises/00_warmup.ipynb"
+    _edit(repo / page, "00-warmup-20", lambda s: "My answer: the factor cancels.")  # a student's answer
+    assert translate.stale_problems(repo) == []
+    _edit(repo / page, "00-warmup-12", lambda s: s.replace("four decimal places", "five decimal places"))
+    problems = translate.stale_problems(repo)
+    assert [(p.page, p.cell, p.kind) for p in problems] == [(page, "00-warmup-12", "stale")]
+    assert "zh/translations/exercises/00_warmup.yml" in str(problems[0])
+    assert "zh/exercises/00_warmup.ipynb differs" in "\n".join(translate.generated_differences(repo))
+    translate.update(repo)
+    shown = {c.id: c.source for c in nbformat.read(repo / "zh" / page, as_version=4).cells}
+    assert shown["00-warmup-12"].startswith(translate.STALE_NOTE) and "five decimal places" in shown["00-warmup-12"]
+    assert shown["00-warmup-20"] == "My answer: the factor cancels."
 
 
 def test_a_new_english_cell_in_a_published_page_is_reported_missing(repo):
