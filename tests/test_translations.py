@@ -243,3 +243,18 @@ def test_the_language_switch_leads_to_the_same_page_in_the_other_book():
 def test_chinese_text_is_indexed_as_characters_and_pairs():
     assert sphinx_book_fixes.cjk_terms("反向传播 and 梯度") == ["反", "向", "传", "播", "反向", "向传", "传播", "梯", "度",
                                                               "梯度"]
+
+
+def test_github_and_colab_links_to_a_translated_notebook_open_the_chinese_one():
+    book = translate.Book(ROOT, [], {"exercises/00_warmup.ipynb"}, {}, {}, {}, {})
+    repo = "large-models-first-principles/course"
+    text = (f"[Colab](https://colab.research.google.com/github/{repo}/blob/main/exercises/00_warmup.ipynb) · "
+            f"[GitHub](https://github.com/{repo}/blob/main/exercises/00_warmup.ipynb) · "
+            f"[not yet](https://github.com/{repo}/blob/main/exercises/02_backprop.ipynb) · "
+            "[elsewhere](https://github.com/someone/else/blob/main/exercises/00_warmup.ipynb)")
+    assert f"[{repo}" not in text and repo in (ROOT / "_config.yml").read_text()
+    assert translate.localise_links(text, "book/exercises.md", book) == (
+        f"[Colab](https://colab.research.google.com/github/{repo}/blob/main/zh/exercises/00_warmup.ipynb) · "
+        f"[GitHub](https://github.com/{repo}/blob/main/zh/exercises/00_warmup.ipynb) · "
+        f"[not yet](https://github.com/{repo}/blob/main/exercises/02_backprop.ipynb) · "
+        "[elsewhere](https://github.com/someone/else/blob/main/exercises/00_warmup.ipynb)")

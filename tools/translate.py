@@ -383,14 +383,33 @@ def _english_link(page: str, target_page: str, anchor: str, text: str, book: Boo
     return f'<a href="{html.escape(href)}" class="en-only" hreflang="en" title="英文版（本页尚未翻译）">{label}</a>'
 
 
+@functools.lru_cache(maxsize=8)
+def _notebook_url(root: Path) -> re.Pattern:
+    """A GitHub or Colab address of a file in the course repository (``_config.yml``'s repository.url)."""
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    repo = re.escape(url.removeprefix("https://github.com/"))
+    return re.compile(rf"^(?P<head>https://(?:github\.com|colab\.research\.google\.com/github)/{repo}/blob/[^/]+/)"
+                      rf"(?P<path>[^#?]+)(?P<tail>.*)$")
+
+
+def chinese_url(target: str, book: Book) -> str:
+    """The GitHub or Colab address of a translated page (an exercise notebook, say) in its Chinese version."""
+    m = _notebook_url(book.root).match(target)
+    if m and m.group("path") in book.zh_pages:
+        return f"{m.group('head')}{ZH}/{m.group('path')}{m.group('tail')}"
+    return target
+
+
 def localise_links(text: str, page: str, book: Book) -> str:
     """Links to translated pages stay in the Chinese book (anchors renamed to the Chinese headings');
-    links to pages not translated yet go to the English book."""
+    links to pages not translated yet go to the English book; a GitHub or Colab link to a translated
+    notebook opens the Chinese one."""
 
     def link(m: re.Match) -> str:
         target = m.group("target")
         if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("//"):
-            return m.group(0)
+            chinese = chinese_url(target, book)
+            return m.group(0) if chinese == target else f"[{m.group('text')}]({chinese})"
         path, _, anchor = target.partition("#")
         target_page = _page_of(path, page, book) if path else page
         if target_page is None:
