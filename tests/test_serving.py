@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from course_utils.loadgen import CLIENTS, check_loopback, closed_loop, open_loop
-from course_utils.models import packaged_encoder_path
 from course_utils.serving import DynamicBatcher, ServerOptions, TextFailed, free_port, start_server
 
 TEXTS = ["a gorgeous , witty film .", "dull .", "the plot is nothing but clichés .",
@@ -20,18 +19,8 @@ TEXTS = ["a gorgeous , witty film .", "dull .", "the plot is nothing but cliché
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny_classifier")
-    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def model_dir(tiny_classifier_dir):
+    return tiny_classifier_dir
 
 
 @pytest.fixture(scope="module")

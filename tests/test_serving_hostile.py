@@ -16,9 +16,7 @@ import time
 
 import httpx
 import pytest
-import torch
 
-from course_utils.models import packaged_encoder_path
 from course_utils.serving import ServerOptions, start_server
 
 # Small limits, short timeouts: every refusal here comes within about a second.
@@ -29,19 +27,8 @@ SHORT = 300  # bytes: an error body longer than this echoes the input
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A 2-layer random BERT with the packaged MiniLM tokenizer: a real tokenizer, a fast model."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny_classifier")
-    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def tiny_model_dir(tiny_classifier_dir):
+    return tiny_classifier_dir
 
 
 @pytest.fixture(scope="module")
