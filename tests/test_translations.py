@@ -7,6 +7,7 @@ Chinese name; no English prose paragraph may be left in a translation.
 """
 
 import json
+import re
 import shutil
 import sys
 import warnings
@@ -258,3 +259,55 @@ def test_github_and_colab_links_to_a_translated_notebook_open_the_chinese_one():
         f"[GitHub](https://github.com/{repo}/blob/main/zh/exercises/00_warmup.ipynb) · "
         f"[not yet](https://github.com/{repo}/blob/main/exercises/02_backprop.ipynb) · "
         "[elsewhere](https://github.com/someone/else/blob/main/exercises/00_warmup.ipynb)")
+
+
+# ------------------------------------------------------------------------------ the generated status page
+
+def test_the_status_page_translates_its_introduction_once_and_its_tables_mechanically():
+    """Only the status page's prose is stored; its per-chapter tables (tools/status.py's data) are
+    rendered in Chinese from the English page as it is, so a re-run never stales the translation."""
+    page = "book/status.md"
+    assert page in PUBLISHED
+    store = translate.load_store(page)
+    assert list(store.cells) == [translate.store_units(page)[0][0]] == ["status-of-the-chapters"]
+    english = (ROOT / page).read_text()
+    chinese = (ROOT / translate.ZH / page).read_text()
+    sections = [en for _, en in translate.units(page)]
+    assert len(sections) > 10 and all(translate.is_data(page, en) for en in sections[1:])
+    # every table row keeps its figures, in order
+    def figures(text):
+        rows = [line for line in text.splitlines() if line.startswith("| ")]
+        return [re.findall(r"\d[\d.,:-]*", row) for row in rows]
+    assert len(figures(english)) > 50 and figures(english) == figures(chinese)
+
+
+def test_a_data_section_gets_chinese_labels_and_keeps_its_figures():
+    en = ("## `99_x`\n\nPage: {doc}`../chapters/99_x`\n\n| Profile | Date | Hardware | Run time | Peak memory |\n"
+          "| --- | --- | --- | --- | --- |\n| cpu | 2026-12-07 | 2 CPU cores (AMX-BF16), no GPU (x86_64) | 5.5 min | "
+          "1,014 MiB (host) |\n| gpu | not measured yet | | | |\n| smoke | 2026-12-07 | T4 | 9 s | not measured |\n\n"
+          "| Metric | smoke | cpu | gpu |\n| --- | ---: | ---: | ---: |\n| `a.b` | 0.5 | 0.8865 |  |\n")
+    zh = translate.data_zh(en)
+    assert zh.startswith("## `99_x`\n\n页面：{doc}`../chapters/99_x`\n\n| 配置 | 日期 | 硬件 | 运行时间 | 峰值内存 |")
+    assert "| 5.5 min | 1,014 MiB（主机） |" in zh and "| gpu | 尚未测量 |" in zh and "| 9 s | 未测量 |" in zh
+    assert "| 指标 | smoke | cpu | gpu |" in zh and "| `a.b` | 0.5 | 0.8865 |  |" in zh
+    assert "2 CPU cores (AMX-BF16), no GPU (x86_64)" in zh
+    assert translate.english_prose(zh) == []
+
+
+def test_a_new_run_changes_the_chinese_status_page_but_stales_no_translation(repo):
+    page = "book/status.md"
+    text = (repo / page).read_text()
+    first = text.index("| cpu | ")
+    line_end = text.index("\n", first)
+    new_line = "| cpu | 2026-12-31 | 2 CPU cores (AMX-BF16), no GPU (x86_64) | 17 s | 501 MiB (host) |"
+    (repo / page).write_text(text[:first] + new_line + text[line_end:] + "\n## `12_new`\n\nNot in the book yet.\n")
+    assert translate.stale_problems(repo) == []
+    assert any("zh/book/status.md differs" in d for d in translate.generated_differences(repo))
+    translate.update(repo)
+    assert translate.generated_differences(repo) == [] and translate.stale_problems(repo) == []
+    chinese = (repo / "zh" / page).read_text()
+    assert "| cpu | 2026-12-31 | 2 CPU cores (AMX-BF16), no GPU (x86_64) | 17 s | 501 MiB（主机） |" in chinese
+    assert chinese.rstrip().endswith("## `12_new`\n\n尚未收入本书。")
+    # the introduction is prose: an edit there is a stale translation
+    (repo / page).write_text((repo / page).read_text().replace("quick run our CI repeats", "quick run CI repeats"))
+    assert [(p.page, p.kind) for p in translate.stale_problems(repo)] == [(page, "stale")]

@@ -72,6 +72,23 @@ RUNS_IN = re.compile(r"^\*\*Runs in\*\*.*$", flags=re.M)
 RUNS_IN_ZH = re.compile(r"^\*\*运行时间\*\*.*$", flags=re.M)
 LINK = re.compile(r"(?<!!)\[(?P<text>(?:[^\[\]]|\[[^\]]*\])*)\]\((?P<target>[^()\s]+)\)")
 DOC_ROLE = re.compile(r"\{doc\}`(?P<body>[^`]+)`")
+# A generated page's data: sections another tool writes from book/results.json (tools/status.py's one
+# section per chapter: tables of dates, hardware, run times and metrics). They are rendered in Chinese
+# mechanically (labels translated, every figure unchanged), never stored nor translated by hand, so a
+# re-run of a chapter never makes a translation stale. The page's prose (its introduction) is translated
+# as usual.
+DATA_SECTIONS = {"book/status.md": re.compile(r"^## `[^`]+`[ \t]*$")}
+DATA_LABELS = [  # (English, Chinese), applied in this order to a data section's lines
+    ("| Profile | Date | Hardware | Run time | Peak memory |", "| 配置 | 日期 | 硬件 | 运行时间 | 峰值内存 |"),
+    ("| Metric |", "| 指标 |"),
+    ("not measured yet", "尚未测量"),
+    ("not measured", "未测量"),
+    ("No metrics recorded yet.", "尚未记录指标。"),
+    ("Not in the book yet.", "尚未收入本书。"),
+]
+DATA_LINE_LABELS = [(re.compile(r"^Page: "), "页面："),
+                    (re.compile(r"(\d) MiB \(host\)"), r"\1 MiB（主机）"),
+                    (re.compile(r"(\d) MiB \(GPU\)"), r"\1 MiB（GPU）")]
 STALE_NOTE = ("```{admonition} 本段译文待更新\n:class: warning\n"
               "英文原文在翻译之后改过，下面暂时显示英文原文（见 `make translations`）。\n```\n\n")
 
@@ -188,6 +205,29 @@ def units(page: str, root: Path = ROOT) -> list[tuple[str, str]]:
     return list(_units(path, stat.st_mtime_ns, stat.st_size))
 
 
+def is_data(page: str, en: str) -> bool:
+    """Whether a unit of ``page`` is generated data (see DATA_SECTIONS), not prose to translate."""
+    pattern = DATA_SECTIONS.get(page)
+    return bool(pattern and en and pattern.match(en.splitlines()[0]))
+
+
+def store_units(page: str, root: Path = ROOT) -> list[tuple[str, str]]:
+    """The units a translator translates: every unit but generated data."""
+    return [(i, en) for i, en in units(page, root) if not is_data(page, en)]
+
+
+def data_zh(en: str) -> str:
+    """A data section in Chinese: its labels translated, its figures, names and hardware unchanged."""
+    lines = []
+    for line in en.splitlines(keepends=True):
+        for english, chinese in DATA_LABELS:
+            line = line.replace(english, chinese)
+        for pattern, chinese in DATA_LINE_LABELS:
+            line = pattern.sub(chinese, line)
+        lines.append(line)
+    return "".join(lines)
+
+
 @functools.lru_cache(maxsize=256)
 def _units(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:  # the file's version as key
     if path.suffix == ".ipynb":
@@ -291,7 +331,7 @@ def progress(root: Path = ROOT) -> list[tuple[str, str, int, int]]:
     rows = []
     for page in translatable_pages(root):
         store = load_store(page, root)
-        found = units(page, root)
+        found = store_units(page, root)
         done = sum(cell_state(en, store.cells.get(i)) == "ok" for i, en in found) if store else 0
         rows.append((page, store.status if store else "none", done, len(found)))
     return rows
@@ -302,7 +342,7 @@ def stale_problems(root: Path = ROOT) -> list[Problem]:
     problems = []
     for page in published(root):
         store = load_store(page, root)
-        found = units(page, root)
+        found = store_units(page, root)
         rel = store_path(page, root).relative_to(root)
         for cell_id, en in found:
             entry = store.cells.get(cell_id)
@@ -360,6 +400,11 @@ def translated_text(en: str, entry: dict | None) -> str:
     if runs:
         zh = RUNS_IN_ZH.sub(lambda _: runs_in_zh(runs.group(0)), zh)
     return zh.rstrip() + en[len(en.rstrip()):]  # the English cell's trailing blank lines: sections join as they did
+
+
+def unit_text(page: str, cell_id: str, en: str, cells: dict) -> str:
+    """The Chinese text of one unit of ``page``: generated data rendered mechanically, prose from the store."""
+    return data_zh(en) if is_data(page, en) else translated_text(en, cells.get(cell_id))
 
 
 def _page_of(target: str, page: str, book: Book) -> str | None:
@@ -462,7 +507,7 @@ def load_book(root: Path = ROOT) -> Book:
             store = load_store(page, root)
             zh_titles, aligned = [], True
             for cell_id, en in found:
-                zh = translated_text(en, store.cells.get(cell_id))
+                zh = unit_text(page, cell_id, en, store.cells)
                 zh_heads = [t for _, t in headings(zh)]
                 if len(zh_heads) != len(headings(en)):
                     aligned = False
@@ -492,7 +537,7 @@ def render_page(page: str, book: Book) -> str:
         nb.metadata["translation"] = {"language": LANGUAGE, "source": page, "generator": "tools/translate.py"}
         text = nbformat.writes(nb)
         return text if text.endswith("\n") else text + "\n"
-    return "".join(localise_links(translated_text(en, cells.get(i)), page, book) for i, en in units(page, root))
+    return "".join(localise_links(unit_text(page, i, en, cells), page, book) for i, en in units(page, root))
 
 
 def render_config(root: Path = ROOT) -> str:
@@ -649,7 +694,7 @@ def content_problems(root: Path = ROOT) -> dict[str, list[str]]:
     out = {"terms": [], "prose": [], "headings": []}
     for page in published(root):
         store = load_store(page, root)
-        for cell_id, en in units(page, root):
+        for cell_id, en in store_units(page, root):
             entry = store.cells.get(cell_id)
             if cell_state(en, entry) != "ok":
                 continue  # reported by the stale check
@@ -672,7 +717,7 @@ def start(page: str, root: Path = ROOT) -> Path:
         raise SystemExit(f"--start: {page!r} is not a page of the English book nor an exercise notebook; "
                          f"pages: {', '.join(translatable_pages(root))}")
     store = load_store(page, root) or Store(page)
-    for cell_id, en in units(page, root):
+    for cell_id, en in store_units(page, root):
         store.cells.setdefault(cell_id, {"sha256": "", "en": en, "zh": ""})
     save_store(store, root)
     return store_path(page, root)
@@ -685,7 +730,7 @@ def revised(spec: str, root: Path = ROOT) -> list[str]:
     if store is None:
         raise SystemExit(f"--revised: no translation of {page!r} ({store_path(page, root)}); start one with --start")
     done = []
-    english = dict(units(page, root))
+    english = dict(store_units(page, root))
     if only and only not in english:
         raise SystemExit(f"--revised: {page} has no markdown cell {only!r}")
     for cell_id, en in english.items():
@@ -707,7 +752,7 @@ def update(root: Path = ROOT, write: bool = True) -> list[str]:
             store = load_store(page, root)
             if store is None:
                 continue
-            english = dict(units(page, root))
+            english = dict(store_units(page, root))
             cells = {i: e for i, e in store.cells.items() if i in english}
             for cell_id, en in english.items():
                 cells.setdefault(cell_id, {"sha256": "", "en": en, "zh": ""})
