@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import course_utils
 import nbformat
 import pytest
 import yaml
@@ -106,7 +107,7 @@ def test_student_notebook_starts_with_the_setup_cell_for_its_exercise(exercise):
     assert first_code.source == build_exercises.setup_cell(exercise).source
     assert build_exercises.install_requirement() in first_code.source, "install line must come from _config.yml"
     assert f"git+{build_exercises.repository_url()}@" in first_code.source
-    assert f'notebook_grader("{exercise}")' in first_code.source
+    assert f'notebook_grader("{exercise}", written_for="{course_utils.__version__}")' in first_code.source
     assert "torch" not in re.findall(r'"-q", (.*)\]', first_code.source)[0], "never reinstall torch on Colab"
     assert nb.metadata["otter"]["assignment_name"] == exercise
     assert [c.source for c in nb.cells if c.cell_type == "code"][-1] == "grader.check_all()"

@@ -73,6 +73,13 @@ def test_the_generated_setup_cell_is_recognised_and_an_edited_one_is_not(templat
     setup = template.cells[1].source
     assert is_setup_cell(setup)
     assert not is_setup_cell(setup + "\ngrader.check = print")
+    # a notebook handed out before the version stamp (2026-12-07) is still recognised
+    before = re.sub(r', written_for="[^"]*"\)', ")", setup)
+    before = before.replace("# On Colab: install the course package from the branch the book's links open; locally\n"
+                            "# it is installed already. The grader warns if the package is not the version this\n"
+                            "# notebook was written for.\n",
+                            "# On Colab: install the course package; locally it is installed already.\n")
+    assert before != setup and is_setup_cell(before)
 
 
 def test_every_code_cell_runs_as_written_except_the_self_checks():

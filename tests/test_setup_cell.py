@@ -55,6 +55,29 @@ def test_setup_warns_when_the_installed_package_is_not_the_one_the_notebook_was_
         course_utils.setup("smoke", written_for=course_utils.__version__, quiet=True)
 
 
+def test_an_exercise_notebook_names_its_version_and_its_grader_warns_like_setup(monkeypatch, capsys):
+    """Issue 27: the exercise notebooks' setup cell stamps the version too, and notebook_grader checks
+    it (and asks for a restart after pip replaced an imported package), as the chapters' setup() does."""
+    import course_utils.grading as grading
+    from course_utils.grading.submission import SETUP_TEMPLATE
+
+    version = nbtools.course_version()
+    cell = SETUP_TEMPLATE.format(requirement="course-utils", exercise="00_warmup", version=version)
+    assert f'notebook_grader("00_warmup", written_for="{version}")' in cell
+    with pytest.warns(UserWarning, match=r"written for course_utils 0\.0\.1, but .* is installed"):
+        grading.notebook_grader("00_warmup", written_for="0.0.1")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grading.notebook_grader("00_warmup", written_for=version)
+    old = types.ModuleType("ipywidgets")
+    old.__version__ = "7.0.0"
+    monkeypatch.setitem(sys.modules, "ipywidgets", old)
+    grading.notebook_grader("00_warmup", written_for=version)
+    assert "ipywidgets 7.0.0 ->" in capsys.readouterr().out
+
+
 def test_setup_asks_for_a_restart_when_pip_replaced_an_imported_package(monkeypatch, capsys):
     """Colab imports ipywidgets at start-up; if the setup cell's pip upgraded it, the old one runs on."""
     from importlib.metadata import version

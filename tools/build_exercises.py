@@ -9,7 +9,8 @@ writes, deterministically (no timestamps, fixed cell ids):
 
 * ``exercises/NN_slug.ipynb``: the student notebook. Its first code cell is the setup cell
   (``course_utils.grading.submission.SETUP_TEMPLATE``: on Colab it installs the course package from the
-  repository in ``_config.yml`` at the release tag of this version), and it ends with a
+  branch of ``_config.yml``'s repository that the book's links open, and the grader warns when the
+  installed package is not the version the notebook was written for), and it ends with a
   ``grader.check_all()`` cell;
 * ``course_utils/exercise_tests/NN_slug/qN.py``: the public tests, package data, so that
   ``grader.check`` finds them on Colab without a clone.
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from course_utils.grading import SETUP_TEMPLATE, assign_exercise  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
-from notebooks import install_requirement, repository_url  # noqa: E402,F401  (one definition, shared)
+from notebooks import course_version, install_requirement, repository_url  # noqa: E402,F401  (one definition, shared)
 
 SOURCES = ROOT / "exercises" / "source"
 
@@ -50,7 +51,7 @@ because of a cell you ran out of order, or deleted, does not count."""
 
 
 def setup_cell(exercise: str) -> nbformat.NotebookNode:
-    source = SETUP_TEMPLATE.format(requirement=install_requirement(), exercise=exercise)
+    source = SETUP_TEMPLATE.format(requirement=install_requirement(), exercise=exercise, version=course_version())
     return nbformat.v4.new_code_cell(source, metadata={"deletable": False, "editable": False})
 
 

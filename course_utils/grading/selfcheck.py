@@ -101,6 +101,18 @@ class Grader:
         return CheckResult([run_test_file(t, kernel, hidden=False) for t in self.tests.values()])
 
 
-def notebook_grader(exercise: str) -> Grader:
-    """The ``grader`` of an exercise notebook: ``grader.check("q1")``, ``grader.check_all()``."""
+def notebook_grader(exercise: str, *, written_for: str | None = None) -> Grader:
+    """The ``grader`` of an exercise notebook: ``grader.check("q1")``, ``grader.check_all()``.
+
+    ``written_for``: the course_utils version the notebook was written for (its setup cell passes it);
+    as :func:`course_utils.setup` does, a warning says so when another version is installed, and a
+    package pip replaced after the kernel imported it is named, with a request to restart.
+    """
+    from course_utils import check_version, replaced_in_memory
+
+    check_version(written_for)
+    replaced = replaced_in_memory()
+    if replaced:
+        print("pip replaced packages this runtime had already imported (" + ", ".join(replaced) + "): "
+              "restart the runtime (Colab: Runtime > Restart session), then run this cell again.")
     return Grader(exercise)
