@@ -11,11 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import course_utils
 import nbformat
 import pytest
 import yaml
 
+import course_utils
 from course_utils import grading
 from course_utils.grading.kernels import LocalKernel
 from course_utils.grading.testfiles import FileResult, load_tests, run_test_file
