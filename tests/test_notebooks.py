@@ -213,12 +213,6 @@ def test_chapter_9_meets_its_targets_against_chapters_7_and_4():
     assert m["int8.size_ratio"] < 1
     bilstm = _reference("04_lstm_baselines", "bilstm_glove.val_accuracy")
     assert m["distilled_bilstm.val_accuracy"] > bilstm, f"distilled {m['distilled_bilstm.val_accuracy']:.4f}"
-    # issue 26: LoRA keeps the activations of full fine-tuning while dropping its optimizer state, and
-    # full fine-tuning's update to the query matrices lies mostly in a few directions
-    assert m["lora.saved_activations_mb"] > 0.5 * m["full.saved_activations_mb"]
-    assert m["lora.optimizer_mb"] < 0.02 * m["full.optimizer_mb"]
-    assert m["full.delta_w_query_top_rank_share"] > 0.1
-    assert "distilled_bilstm.hard_labels_val_accuracy" in m and "distilled_bilstm.mse_logits_val_accuracy" in m
 
 
 def test_chapter_10_meets_its_targets():
