@@ -287,7 +287,7 @@ def test_a_data_section_gets_chinese_labels_and_keeps_its_figures():
           "1,014 MiB (host) |\n| gpu | not measured yet | | | |\n| smoke | 2026-12-07 | T4 | 9 s | not measured |\n\n"
           "| Metric | smoke | cpu | gpu |\n| --- | ---: | ---: | ---: |\n| `a.b` | 0.5 | 0.8865 |  |\n")
     zh = translate.data_zh(en)
-    assert zh.startswith("## `99_x`\n\n页面：{doc}`../chapters/99_x`\n\n| 配置 | 日期 | 硬件 | 运行时间 | 峰值内存 |")
+    assert zh.startswith("## `99_x`\n\n页面：{doc}`../chapters/99_x`\n\n| 档位 | 日期 | 硬件 | 运行时间 | 峰值内存 |")
     assert "| 5.5 min | 1,014 MiB（主机） |" in zh and "| gpu | 尚未测量 |" in zh and "| 9 s | 未测量 |" in zh
     assert "| 指标 | smoke | cpu | gpu |" in zh and "| `a.b` | 0.5 | 0.8865 |  |" in zh
     assert "2 CPU cores (AMX-BF16), no GPU (x86_64)" in zh

@@ -79,7 +79,7 @@ DOC_ROLE = re.compile(r"\{doc\}`(?P<body>[^`]+)`")
 # as usual.
 DATA_SECTIONS = {"book/status.md": re.compile(r"^## `[^`]+`[ \t]*$")}
 DATA_LABELS = [  # (English, Chinese), applied in this order to a data section's lines
-    ("| Profile | Date | Hardware | Run time | Peak memory |", "| 配置 | 日期 | 硬件 | 运行时间 | 峰值内存 |"),
+    ("| Profile | Date | Hardware | Run time | Peak memory |", "| 档位 | 日期 | 硬件 | 运行时间 | 峰值内存 |"),
     ("| Metric |", "| 指标 |"),
     ("not measured yet", "尚未测量"),
     ("not measured", "未测量"),
