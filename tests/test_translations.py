@@ -224,10 +224,18 @@ def test_term_check_wants_the_chinese_name_and_the_english_term():
     assert "向量 is not in the translation" in problems[0] and "English term should follow" in problems[1]
 
 
-def test_links_to_translated_pages_stay_in_chinese_and_follow_renamed_headings():
+def test_links_to_translated_pages_stay_in_chinese_and_follow_renamed_headings(repo):
     glossary = (ROOT / "zh" / "book" / "glossary.md").read_text()
     assert "(maths_refresher.ipynb#a1-向量)" in glossary  # a translated page: its Chinese heading's anchor
-    assert '<a href="../../chapters/' in glossary and 'class="en-only"' in glossary  # not yet: the English book
+    assert "(../chapters/05_attention_math.ipynb#" in glossary
+    # a page not (or no longer) published: links to it go to the English book
+    store = translate.load_store("chapters/05_attention_math.ipynb", repo)
+    store.status = "draft"
+    translate.save_store(store, repo)
+    translate.update(repo)
+    glossary = (repo / "zh" / "book" / "glossary.md").read_text()
+    assert '<a href="../../chapters/05_attention_math.html#' in glossary and 'class="en-only"' in glossary
+    assert "(../chapters/05_attention_math.ipynb#" not in glossary
 
 
 def test_the_language_switch_leads_to_the_same_page_in_the_other_book():
