@@ -128,7 +128,8 @@ fault-series: $(STAMP)
 # environments (_build/compat-<end>), at the newest releases pyproject.toml's ranges allow, at their
 # lower bounds, and in Colab's published runtime (requirements/colab/; the setup cell's own pip line
 # must replace nothing Colab has; then chapter 8 under cpu too), torch held at 2.13.0; the smoke
-# notebooks run in each. Versions found: _build/compat-report.txt (the colab end's freeze diff:
+# notebooks run in each; the lowest and colab ends also run the widget, decoder and setup-cell
+# tests (the lowest end the serving tests too). Versions found: _build/compat-report.txt (the colab end's freeze diff:
 # _build/compat-colab/freeze-diff.txt). Not part of `make test`. One end: make compat COMPAT_ENDS=colab
 COMPAT_ENDS ?= newest lowest colab
 COMPAT_JOBS ?= 2

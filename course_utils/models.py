@@ -199,6 +199,9 @@ def load_decoder(choice: DecoderChoice, *, tiny: bool = False, **kwargs):
         else:
             model = AutoModelForCausalLM.from_pretrained(choice.location, **extra, **kwargs)
     use_special_tokens(tokenizer, model, decoder_special_tokens(choice, config=model.config))
+    if choice.gguf_file:
+        follow_add_bos(tokenizer, _gguf_header(str(Path(choice.location) / choice.gguf_file)).get(
+            "tokenizer.ggml.add_bos_token"))
     if tiny:
         print(f"Decoder: a tiny random model with the layout and tokenizer of {choice.name} "
               f"({sum(p.numel() for p in model.parameters()):,} parameters; smoke profile).")
@@ -230,6 +233,19 @@ def decoder_special_tokens(choice: DecoderChoice, *, config=None) -> dict[str, i
         config = AutoConfig.from_pretrained(choice.location)
     ids = {name: getattr(config, f"{name}_token_id", None) for name in SPECIAL_TOKENS}
     return {name: int(i) for name, i in ids.items() if isinstance(i, int)}
+
+
+def follow_add_bos(tokenizer, add_bos: bool | None) -> None:
+    """Make ``tokenizer`` put the beginning-of-text token in front of a text only if the model's own
+    header says so (``tokenizer.ggml.add_bos_token``; None: leave it). SmolLM2's says no, but
+    transformers 5.0 reads its GGUF tokenizer as a CodeLlama one that adds ``<|im_start|>`` to every
+    text; 5.15 and later follow the header."""
+    if add_bos is None or getattr(tokenizer, "add_bos_token", None) in (None, bool(add_bos)):
+        return
+    tokenizer.add_bos_token = bool(add_bos)
+    update = getattr(tokenizer, "update_post_processor", None)
+    if update is not None:
+        update()
 
 
 def use_special_tokens(tokenizer, model, ids: dict[str, int]) -> None:

@@ -63,6 +63,47 @@ def test_loaded_tokenizer_ends_pads_and_begins_with_the_headers_tokens(packaged,
     assert ids[-1] == header["eos"] and ids[0] != header["bos"] and tok.decode(ids) == text
 
 
+# Token ids of the packaged SmolLM2 GGUF tokenizer, as transformers 5.24 gives them (the lock's version).
+# transformers 5.0 (the range's floor) put <|im_start|> (id 1) in front of each text until load_decoder
+# followed the header's tokenizer.ggml.add_bos_token = False.
+TEXTS_AND_IDS = [
+    ("where is kabo?\nanswer: park<|im_end|>", [2942, 314, 501, 46442, 47, 198, 11247, 42, 5949, 2]),
+    ("  Two  spaces, a tab\tand émigré café!",
+     [216, 5713, 216, 5600, 28, 253, 10147, 197, 397, 26411, 22757, 27968, 37366, 17]),
+    ("<|im_start|>user\nHi there<|im_end|>\n", [1, 4093, 198, 26843, 665, 2, 198]),
+    ("the film's 12 best minutes", [1195, 4771, 506, 216, 33, 34, 1450, 3487]),
+]
+
+
+def test_the_packaged_tokenizer_gives_the_same_ids_on_every_transformers_version_in_range(packaged, tiny):
+    from course_utils.models import _gguf_header
+
+    choice, path = packaged
+    _, tok = tiny
+    assert _gguf_header(str(path))["tokenizer.ggml.add_bos_token"] is False
+    for text, ids in TEXTS_AND_IDS:
+        assert tok(text).input_ids == ids, text
+        assert tok.decode(ids) == text
+
+
+def test_follow_add_bos_removes_a_bos_the_header_does_not_ask_for():
+    from course_utils.models import follow_add_bos
+
+    class Tok:
+        add_bos_token, updated = True, 0
+
+        def update_post_processor(self):
+            self.updated += 1
+
+    tok = Tok()
+    follow_add_bos(tok, None)
+    assert tok.add_bos_token is True and tok.updated == 0
+    follow_add_bos(tok, False)
+    assert tok.add_bos_token is False and tok.updated == 1
+    follow_add_bos(tok, False)  # already right: nothing to do
+    assert tok.updated == 1
+
+
 def test_hub_weights_come_in_float32_whatever_their_config_says(monkeypatch, tmp_path, packaged, tiny):
     """The Hub path with the Hub replaced at its boundary: the name resolves to a folder holding
     what the Hub serves (a config that says bfloat16, bf16 weights, a tokenizer whose end token is
