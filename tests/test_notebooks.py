@@ -186,6 +186,14 @@ def _reference(chapter, name):
     return json.loads((ROOT / "book" / "results.json").read_text())[chapter]["cpu"]["metrics"][name]
 
 
+def test_chapter_6_trains_its_decoder_and_shows_what_the_causal_mask_prevents():
+    """Issue 26 (review of chapter 6, W3 and trap 3): the encoder-decoder learns the running sum for
+    held-out sources, and the same model trained without the causal mask generates none of them."""
+    m = _cpu_metrics("06_transformer")
+    assert m["running_sum.exact_match"] >= 0.95
+    assert m["running_sum.unmasked_exact_match"] <= 0.05
+
+
 def test_chapter_8_meets_its_targets():
     """Issue 15: the char GPT below its trigram floor, the question-only "QA bot" answering nothing
     while its token accuracy looks fine, pad = eos never stopping, the KV cache faster at 256 new
