@@ -173,6 +173,26 @@ def test_reference_runs_meet_the_chapter_targets(chapter, profile):
     assert record["runtime_s"] <= seconds, f"{chapter} ({profile}) ran {record['runtime_s']} s, over {seconds} s"
 
 
+# DESIGN.md: the smoke profile runs a notebook in at most 45 s on 2 CPU cores. A record measured
+# while other jobs shared the machine can exceed it: re-measure on a quiet machine
+# (`tools/notebooks.py execute --profile smoke`; stored outputs stay those of the cpu run).
+SMOKE_BUDGET_S = 45
+
+
+def test_every_published_notebook_has_a_smoke_record_within_the_smoke_budget():
+    results = json.loads((ROOT / "book" / "results.json").read_text())
+    over, missing = [], []
+    for path in CHAPTERS + APPENDICES:
+        name = path.stem
+        record = results.get(name, {}).get("smoke")
+        if record is None:
+            missing.append(name)
+        elif record["runtime_s"] > SMOKE_BUDGET_S:
+            over.append(f"{name}: {record['runtime_s']} s ({record['date']})")
+    assert not missing, f"no smoke record for {missing}"
+    assert not over, f"smoke runs over {SMOKE_BUDGET_S} s: {over}"
+
+
 def _cpu_metrics(chapter):
     record = json.loads((ROOT / "book" / "results.json").read_text()).get(chapter, {}).get("cpu")
     if record is None:
