@@ -880,11 +880,20 @@ def _epoch_line(summary: dict, epochs: int) -> str:
 
 
 class _LivePlot:
-    """Redraws the loss curve in place in a notebook; does nothing outside one."""
+    """Redraws the loss curve in place in a notebook; does nothing outside one.
+
+    In a batch run that stores outputs (``tools/notebooks.py execute``) nobody watches: the curve is
+    drawn once, at the end. Live, a redraw waits at least 2 s and at least 20 times as long as the
+    last one took, so drawing a long history never costs more than about 5% of the training time.
+    """
 
     def __init__(self, history: History):
+        from .widgets import in_live_notebook
+
         self.history = history
         self.handle = None
+        self.live = in_live_notebook()
+        self.wait = 2.0
         try:
             from IPython import get_ipython
             from IPython.display import display
@@ -901,14 +910,16 @@ class _LivePlot:
         self.last = 0.0
 
     def update(self, force: bool = False) -> None:
-        if self.handle is None or (not force and time.perf_counter() - self.last < 2.0):
+        if self.handle is None or not (force or (self.live and time.perf_counter() - self.last >= self.wait)):
             return
         from .plots import plot_history
 
+        start = time.perf_counter()
         self.ax.clear()
         plot_history(self.history, ax=self.ax)
         self.handle.update(self.fig)
         self.last = time.perf_counter()
+        self.wait = max(2.0, 20 * (self.last - start))
 
     def close(self) -> None:
         self.update(force=True)

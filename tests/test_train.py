@@ -422,3 +422,36 @@ def test_checkpoint_paths_are_shown_without_machine_specific_prefixes(monkeypatc
     monkeypatch.chdir(tmp_path.parent)
     monkeypatch.delenv("COURSE_CHECKPOINTS")
     assert display_path(tmp_path / "x.pt") == f"{tmp_path.name}/x.pt"
+
+
+def test_the_live_loss_plot_draws_once_in_a_batch_run_and_rarely_when_drawing_is_slow(monkeypatch):
+    """A stored-output run pays for no redraws nobody watches (chapter 9's LoRA run redrew every 2 s);
+    live, a slow redraw stretches the wait to 20 times its own duration."""
+    from course_utils import train as train_module
+
+    drawn = []
+
+    class Handle:
+        def update(self, fig):
+            drawn.append(len(history.loss))
+
+    history = train_module.History()
+    plot = train_module._LivePlot.__new__(train_module._LivePlot)
+    plot.history, plot.handle, plot.last, plot.wait = history, Handle(), 0.0, 2.0
+    plot.fig, plot.ax = None, type("Ax", (), {"clear": lambda self: None})()
+    monkeypatch.setattr("course_utils.plots.plot_history", lambda h, ax: None)
+    plot.live = False  # a batch run
+    for _step in range(50):
+        history.loss.append(1.0)
+        plot.update()
+    plot.close()
+    assert drawn == [50]
+    plot.live, plot.last = True, 0.0
+    clock = iter([100.0, 100.0, 100.0, 103.0, 103.0, 110.0, 170.0])
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))
+    plot.update()  # 100 s since the last draw: draws, and the draw "took" 0 s
+    assert plot.wait == 2.0
+    plot.update()  # 3 s later: draws, and this draw took 7 s
+    assert plot.wait == 140.0 and len(drawn) == 3
+    plot.update()  # 60 s later: under 140 s, no draw
+    assert len(drawn) == 3
