@@ -151,7 +151,9 @@ TARGETS = {
     # minutes
     ("08_gpt_generation", "cpu"): ("qa_masked.exact_match", 0.9, 900),
     # issue 16: LoRA at least 1.5 points below chapter 7's 0.8945 (the relative targets are below),
-    # in 15 minutes (the fp32 run on a CPU without AMX took 1,080 s; the bf16 run on AMX, 695 s)
+    # in 15 minutes: the stored fp32 run on a quiet 2-core AMD EPYC without AMX (2026-12-07) took
+    # 850 s, with the teacher's labels in bf16, the students' fused Adam and no live-plot redraws in
+    # a batch run (before those, 1,143 s there); the bf16 run on an AMX Xeon (2026-12-02), 834 s
     ("09_efficient", "cpu"): ("lora.val_accuracy", 0.8795, 900),
     # issue 17: measured / predicted training FLOPs within 2%, in 10 minutes
     ("10_compute_cost", "cpu"): ("flops.train_ratio_measured_vs_6n", 0.98, 600),
@@ -239,9 +241,18 @@ def test_chapter_9_meets_its_targets_against_chapters_7_and_4():
     assert m["lora.trainable_fraction"] < 0.01
     full = _reference("07_bert_finetuning", "minilm.val_accuracy")
     assert m["lora.val_accuracy"] >= full - 0.015, f"LoRA {m['lora.val_accuracy']:.4f} vs full {full:.4f}"
-    assert m["int8.size_ratio"] < 1
+    assert m["int8.size_ratio"] < 0.75  # int8 linear weights cut a quarter at least (0.65 stored)
     bilstm = _reference("04_lstm_baselines", "bilstm_glove.val_accuracy")
     assert m["distilled_bilstm.val_accuracy"] > bilstm, f"distilled {m['distilled_bilstm.val_accuracy']:.4f}"
+    # issue 26: LoRA keeps the activations of full fine-tuning while dropping its optimizer state, and
+    # full fine-tuning's update to the query matrices lies mostly in a few directions
+    assert m["lora.saved_activations_mb"] > 0.5 * m["full.saved_activations_mb"]
+    assert m["lora.optimizer_mb"] < 0.02 * m["full.optimizer_mb"]
+    assert m["full.delta_w_query_top_rank_share"] > 0.1
+    # issue 26: the same student on the same transfer set, soft targets not behind hard labels by
+    # more than twice the paired standard error (the notebook also asserts the validation loss)
+    soft, hard = m["distilled_bilstm.val_accuracy"], m["distilled_bilstm.hard_labels_val_accuracy"]
+    assert soft > hard - 2 * m["distilled_bilstm.soft_vs_hard_paired_se"], f"soft {soft:.4f}, hard {hard:.4f}"
 
 
 def test_chapter_10_meets_its_targets():
